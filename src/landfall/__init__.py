@@ -1,0 +1,13 @@
+"""Landfall: take a pretrained transformer through its life cycle."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str):  # lazy: `import landfall` stays fast for the CLI's --help
+    if name in ("train", "evaluate", "predict", "demo", "Config", "load_config"):
+        from landfall import api, config
+
+        return getattr(api, name, None) or getattr(config, name)
+    raise AttributeError(name)

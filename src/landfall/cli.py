@@ -1,0 +1,156 @@
+"""The ``landfall`` command: one verb per stage; each parses, then calls the Python API."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from landfall.errors import LandfallError
+
+app = typer.Typer(
+    help="Landfall: fine-tune, evaluate and use pretrained transformers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console(stderr=True)
+
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a config field: section.field=value (repeatable)."),
+]
+
+
+@app.callback()
+def _setup() -> None:
+    from landfall.utils.quiet import quiet_transformers
+
+    quiet_transformers()
+
+
+def _fail(exc: LandfallError) -> None:
+    console.print(f"[bold red]error:[/] {exc}", highlight=False)
+    raise typer.Exit(2)
+
+
+@app.command()
+def train(
+    config: Annotated[Path | None, typer.Option(help="TOML or YAML config file.")] = None,
+    set_: SetOpt = None,
+    output: Annotated[Path | None, typer.Option(help="Run directory to create.")] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue the run in this directory from its checkpoint.")
+    ] = None,
+) -> None:
+    """Fine-tune a classifier; writes a run directory (model/, metrics, report, plots)."""
+    from landfall.api import train as api_train
+    from landfall.config import load_config
+
+    try:
+        if resume is None and output is None:
+            raise LandfallError("give --output RUN_DIR (or --resume RUN_DIR)")
+        cfg = None if resume and config is None and not set_ else load_config(config, set_)
+        result = api_train(cfg, resume or output, resume=resume is not None)
+    except LandfallError as exc:
+        _fail(exc)
+    _print_result(result, resume or output)
+
+
+def _print_result(result: dict, run_dir: Path | None) -> None:
+    m = result["validation"]
+    line = f"validation accuracy {m['accuracy']:.2%}  macro-F1 {m['macro_f1']:.4f}"
+    if result.get("baseline"):
+        line += f"  (baseline {result['baseline']['metrics']['accuracy']:.2%})"
+    print(line)
+    if run_dir is not None:
+        print(f"report: {Path(run_dir) / 'report.md'}")
+
+
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory made by `landfall train`.")],
+    data: Annotated[str, typer.Option(help="Labelled file shaped like the training file.")],
+    output: Annotated[Path | None, typer.Option(help="Where to write eval.json and plots.")] = None,
+    text_field: Annotated[str | None, typer.Option(help="Default: the run's.")] = None,
+    label_field: Annotated[str | None, typer.Option(help="Default: the run's.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 64,
+) -> None:
+    """Accuracy, macro-F1, per-class precision/recall, ECE, confusion matrix (JSON + PNG)."""
+    from landfall.api import evaluate as api_evaluate
+
+    try:
+        out = api_evaluate(run_dir, data, output, text_field=text_field,
+                           label_field=label_field, batch_size=batch_size)
+    except LandfallError as exc:
+        _fail(exc)
+    m = out["metrics"]
+    table = Table("metric", "value")
+    for key in ("n", "accuracy", "macro_f1", "ece", "nll"):
+        table.add_row(key, f"{m[key]:.4f}" if isinstance(m[key], float) else str(m[key]))
+    Console().print(table)
+    print(f"written: {out['output']}")
+
+
+@app.command()
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory made by `landfall train`.")],
+    input: Annotated[str, typer.Option(help="JSONL/CSV/Parquet file of texts.")],
+    output: Annotated[Path, typer.Option(help="JSONL file to write (one row per input).")],
+    text_field: Annotated[str | None, typer.Option(help="Default: the run's.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 64,
+) -> None:
+    """Label every text of a file; output rows follow the input order."""
+    from landfall.api import predict as api_predict
+
+    try:
+        out = api_predict(run_dir, input, output, text_field=text_field, batch_size=batch_size)
+    except LandfallError as exc:
+        _fail(exc)
+    print(f"{out['n']} predictions written to {out['output']}")
+
+
+@app.command()
+def demo(
+    output: Annotated[Path, typer.Option(help="Run directory to create.")] = Path("runs/demo"),
+    set_: SetOpt = None,
+) -> None:
+    """The main job: fine-tune MiniLM on IMDb on a ~10-minute CPU budget, then report."""
+    from landfall.api import demo as api_demo
+
+    try:
+        result = api_demo(output, set_)
+    except LandfallError as exc:
+        _fail(exc)
+    _print_result(result, output)
+
+
+@app.command("config")
+def show_config(
+    config: Annotated[Path | None, typer.Option(help="Show this file resolved.")] = None,
+    set_: SetOpt = None,
+) -> None:
+    """List every config field with its default and help (or a file resolved, as TOML)."""
+    from landfall.config import field_help, load_config
+
+    if config or set_:
+        import tomli_w
+
+        try:
+            print(tomli_w.dumps(load_config(config, set_).to_dict()))
+        except LandfallError as exc:
+            _fail(exc)
+        return
+    table = Table("field", "type", "default", "help")
+    for name, typ, default, help_ in field_help():
+        table.add_row(name, typ, json.dumps(default), help_)
+    Console(width=160).print(table)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

@@ -1,0 +1,70 @@
+"""Everything a run needs from its data: examples, split, label set, token ids."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from landfall.config import DataConfig, expand_env
+from landfall.data.labels import encode_labels, infer_labels
+from landfall.data.readers import Example, read_examples
+from landfall.data.splits import stratified_split
+from landfall.data.tokens import tokenize
+from landfall.errors import ConfigError
+
+
+@dataclass
+class Split:
+    examples: list[Example]
+    y: list[int]
+    docs: list[list[int]]  # token ids, no special tokens
+
+    @property
+    def texts(self) -> list[str]:
+        return [e.text for e in self.examples]
+
+
+@dataclass
+class Prepared:
+    labels: list[str]
+    train: Split
+    validation: Split
+    train_source: str
+    validation_source: str
+
+
+def read_split(cfg: DataConfig, which: str, seed: int) -> tuple[list[Example], str]:
+    raw = getattr(cfg, which)
+    source = expand_env(raw, f"data.{which}")
+    examples = read_examples(
+        source, text_field=cfg.text_field, label_field=cfg.label_field,
+        # for an aclImdb root or a hub dataset: the official split of that name
+        split="test" if which == "validation" else "train",
+    )
+    limit = cfg.limit if which == "train" else cfg.validation_limit
+    if limit and limit < len(examples):
+        # a seeded stratified sample, not the first rows: files are often sorted by label
+        examples = stratified_split(examples, limit / len(examples), seed)[1]
+    return examples, source
+
+
+def prepare(cfg: DataConfig, tokenizer, seed: int) -> Prepared:
+    """Read train (and validation, or carve it), infer labels, tokenise both (cached)."""
+    if not cfg.train:
+        raise ConfigError("data.train is empty: name a training file, folder or hub dataset")
+    train, train_source = read_split(cfg, "train", seed)
+    labels = infer_labels(train, source=train_source)
+    if cfg.validation:
+        val, val_source = read_split(cfg, "validation", seed)
+    else:
+        train, val = stratified_split(train, cfg.validation_fraction, seed)
+        val_source = f"{train_source} (seeded {cfg.validation_fraction:.0%} split, seed {seed})"
+        if cfg.validation_limit and cfg.validation_limit < len(val):
+            val = stratified_split(val, cfg.validation_limit / len(val), seed)[1]
+    y_train = encode_labels(train, labels, label_field=cfg.label_field)
+    y_val = encode_labels(val, labels, label_field=cfg.label_field)
+    train_docs = tokenize([e.text for e in train], tokenizer, desc="tokenising train")
+    val_docs = tokenize([e.text for e in val], tokenizer, desc="tokenising validation")
+    return Prepared(
+        labels, Split(train, y_train, train_docs), Split(val, y_val, val_docs),
+        train_source, val_source,
+    )

@@ -1,0 +1,46 @@
+"""Load a run directory (or a plain model directory) into a Predictor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from landfall import runs
+from landfall.config import Config, config_from_dict, load_file
+from landfall.data.windows import WindowSpec, special_tokens
+from landfall.errors import LandfallError
+from landfall.inference.predictor import Predictor
+
+
+def run_config(run_dir: str | Path) -> Config:
+    """The resolved config a run was trained with (defaults for a bare model directory)."""
+    path = Path(run_dir) / runs.CONFIG
+    return config_from_dict(load_file(path)) if path.exists() else Config()
+
+
+def model_dir(run_dir: str | Path) -> Path:
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise LandfallError(f"{run_dir}: run directory does not exist")
+    for candidate in (run_dir / runs.MODEL, run_dir):
+        if (candidate / "config.json").exists():
+            return candidate
+    raise LandfallError(f"{run_dir}: no model/ inside (has training finished? try --resume)")
+
+
+def load_run(
+    run_dir: str | Path, *, batch_size: int = 64, device: str | None = None
+) -> Predictor:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = model_dir(run_dir)
+    cfg = run_config(run_dir)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model.to(dev).eval()
+    id2label = model.config.id2label
+    labels = [id2label[i] for i in range(len(id2label))]
+    spec = WindowSpec.from_config(cfg.data, sum(map(len, special_tokens(tokenizer))))
+    return Predictor(model, tokenizer, labels, spec, batch_size=batch_size, device=dev)

@@ -1,0 +1,86 @@
+"""Evaluate a run directory on labelled data; write JSON, plots and the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from landfall import runs
+from landfall.config import Config
+from landfall.data.labels import encode_labels
+from landfall.data.readers import read_examples
+from landfall.inference.loading import run_config
+from landfall.inference.predictor import Predictor
+from landfall.reports.plots import plot_confusion, plot_reliability, plot_training_curves
+from landfall.tasks.classification import compute_metrics
+
+
+def _plots(out_dir: Path, y: list[int], probs, metrics: dict, records: list | None) -> dict:
+    plots_dir = out_dir / runs.PLOTS
+    made = {}
+    if records:
+        plot_training_curves(records, plots_dir / "training_curves.png")
+        made["Training curves"] = f"{runs.PLOTS}/training_curves.png"
+    plot_confusion(metrics["confusion"], metrics["labels"], plots_dir / "confusion.png")
+    made["Confusion matrix"] = f"{runs.PLOTS}/confusion.png"
+    plot_reliability(y, probs, plots_dir / "reliability.png")
+    made["Reliability diagram"] = f"{runs.PLOTS}/reliability.png"
+    return made
+
+
+def evaluate_and_report(run_dir: Path, cfg: Config, data: Any, summary: dict) -> dict:
+    """Final step of training: reload the best model from disk, evaluate, compare, report."""
+    predictor = Predictor.from_run(run_dir, batch_size=cfg.train.eval_batch_size)
+    pred = predictor.predict_tokens(data.validation.docs, progress=True)
+    metrics = compute_metrics(data.validation.y, pred.probs, data.labels)
+    baseline = None
+    if cfg.report.baseline:
+        from landfall.baseline.nbsvm import run_baseline
+
+        baseline = run_baseline(data.train.texts, data.train.y, data.validation.texts,
+                                data.validation.y, data.labels, seed=cfg.train.seed)
+    result = {
+        "validation": metrics,
+        "baseline": baseline,
+        "train": summary,
+        "data": {"train": data.train_source, "validation": data.validation_source,
+                 "n_train": len(data.train.y), "n_validation": len(data.validation.y)},
+    }
+    runs.write_json(run_dir / runs.EVAL, result)
+    plots = {}
+    if cfg.report.plots:
+        records = runs.read_jsonl(run_dir / runs.METRICS)
+        plots = _plots(run_dir, data.validation.y, pred.probs, metrics, records)
+    from landfall.reports.report import write_report
+
+    write_report(run_dir, title=f"Landfall run: {run_dir.name}", config=cfg.to_dict(),
+                 eval_metrics=metrics, baseline=baseline, train_summary=summary, plots=plots)
+    return result
+
+
+def evaluate(
+    run_dir: str | Path,
+    data: str | Path,
+    output: str | Path | None = None,
+    *,
+    text_field: str | None = None,
+    label_field: str | None = None,
+    batch_size: int = 64,
+) -> dict:
+    """Accuracy, macro-F1, per-class P/R, ECE and confusion of a run on a labelled file."""
+    run_dir = Path(run_dir)
+    cfg = run_config(run_dir)
+    tf = text_field or cfg.data.text_field
+    lf = label_field or cfg.data.label_field
+    predictor = Predictor.from_run(run_dir, batch_size=batch_size)
+    examples = read_examples(data, text_field=tf, label_field=lf)
+    y = encode_labels(examples, predictor.labels, label_field=lf)
+    pred = predictor.predict([e.text for e in examples], progress=True)
+    metrics = compute_metrics(y, pred.probs, predictor.labels)
+    out_dir = Path(output) if output else run_dir / f"eval-{Path(str(data)).name.split('.')[0]}"
+    result = {"data": str(data), "run": str(run_dir), "metrics": metrics}
+    runs.write_json(out_dir / runs.EVAL, result)
+    result["plots"] = {k: str(out_dir / v) for k, v in _plots(out_dir, y, pred.probs, metrics,
+                                                                 None).items()}
+    result["output"] = str(out_dir)
+    return result

@@ -1,0 +1,97 @@
+"""The run directory: the unit users hold, and atomic writes into it.
+
+Layout::
+
+    RUN_DIR/
+      model/            plain transformers directory (config with id2label, safetensors, tokenizer)
+      landfall.toml     the resolved configuration
+      metrics.jsonl     one JSON object per logging/evaluation step
+      eval.json         final validation metrics (+ the baseline's)
+      report.md         human-readable report, links to plots/
+      plots/            PNG plots
+      checkpoints/      resumable training state (removed once training has finished)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+MODEL = "model"
+CONFIG = "landfall.toml"
+METRICS = "metrics.jsonl"
+EVAL = "eval.json"
+REPORT = "report.md"
+PLOTS = "plots"
+CHECKPOINTS = "checkpoints"
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it into place.
+
+    Works for files and directories: a reader never sees a half-written artifact, and a crash
+    leaves the previous version intact.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    target = tmp / "payload"
+    try:
+        yield target
+        if path.is_dir() and not path.is_symlink():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(target, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(target, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    return write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def save_dir(path: str | Path, writer: Callable[[Path], None]) -> Path:
+    """Call ``writer(tmp_dir)`` and move the finished directory to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.mkdir()
+        writer(tmp)
+    return Path(path)
+
+
+def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
+    """Append one line and fsync: a killed run keeps every metric it logged."""
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    p = Path(path)
+    if not p.exists():
+        return []
+    out = []
+    for line in p.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a torn last line from a killed process
+    return out

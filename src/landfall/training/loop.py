@@ -1,0 +1,210 @@
+"""The fine-tuning loop: accelerate for device placement and mixed precision, our own sampler.
+
+We do not hand the data to accelerate's DataLoader: the batch order must be a pure function
+of (seed, epoch) so that a resumed run can skip what it has seen without reading it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from landfall import runs
+from landfall.config import TrainConfig
+from landfall.data.batching import collate, training_batches
+from landfall.inference.predictor import Predictor
+from landfall.tasks.classification import compute_metrics
+from landfall.training.checkpoint import (
+    Progress,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from landfall.training.optim import make_optimizer, make_scheduler
+from landfall.utils.progress import progress_bar
+
+
+@dataclass
+class TrainSet:
+    windows: list[list[int]]  # token ids with special tokens
+    y: list[int]
+
+
+@dataclass
+class EvalSet:
+    docs: list[list[int]]  # token ids without special tokens (windows made by the Predictor)
+    y: list[int]
+
+
+@dataclass
+class FitResult:
+    progress: Progress
+    total_steps: int
+    samples_per_s: float
+
+
+def plan_steps(n_windows: int, cfg: TrainConfig) -> tuple[int, int]:
+    """(optimizer steps per epoch, total optimizer steps)."""
+    batches = math.ceil(n_windows / cfg.batch_size)
+    per_epoch = math.ceil(batches / cfg.grad_accum)
+    total = math.ceil(cfg.epochs * per_epoch)
+    if cfg.max_steps:
+        total = min(total, cfg.max_steps) if total else cfg.max_steps
+    return per_epoch, max(total, 1)
+
+
+def _eval_every(cfg: TrainConfig, per_epoch: int) -> int:
+    return cfg.eval_every or max(1, math.ceil(per_epoch / 2))
+
+
+def _fault_injection(step: int) -> None:
+    """Tests set LANDFALL_KILL_AT_STEP to SIGKILL this process after that step."""
+    at = os.environ.get("LANDFALL_KILL_AT_STEP")
+    if at and step == int(at):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def fit(
+    *,
+    model: torch.nn.Module,
+    predictor: Predictor,
+    train: TrainSet,
+    val: EvalSet,
+    cfg: TrainConfig,
+    run_dir: Path,
+    save_best: Callable[[], None],
+    accelerator: Any,
+    resume: bool = False,
+) -> FitResult:
+    """Train ``model`` in place; write metrics, checkpoints and the best model to ``run_dir``."""
+    optimizer = make_optimizer(model, cfg)
+    per_epoch, total = plan_steps(len(train.windows), cfg)
+    scheduler = make_scheduler(optimizer, cfg, total)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    lengths = [len(w) for w in train.windows]
+    pad_id = predictor.pad_id
+    metrics_path = run_dir / runs.METRICS
+
+    progress = Progress()
+    ckpt = latest_checkpoint(run_dir) if resume else None
+    if ckpt is not None:
+        progress = load_checkpoint(ckpt, accelerator.unwrap_model(model), optimizer, scheduler)
+        # metrics logged after the checkpoint will be logged again
+        kept = [r for r in runs.read_jsonl(metrics_path) if r.get("step", 0) <= progress.step]
+        runs.write_text(metrics_path, "".join(_json_line(r) for r in kept))
+    every = _eval_every(cfg, per_epoch)
+    model.train()
+    window_loss, window_samples, window_t = 0.0, 0, time.perf_counter()
+
+    bar = progress_bar(total=total, desc="training", initial=progress.step, unit="step")
+    while progress.step < total and not progress.stopped_early:
+        batches = training_batches(lengths, cfg.batch_size, cfg.seed, progress.epoch)
+        while progress.batch_in_epoch < len(batches) and progress.step < total:
+            t0 = time.perf_counter()
+            micro = batches[progress.batch_in_epoch : progress.batch_in_epoch + cfg.grad_accum]
+            n = sum(len(b) for b in micro)
+            step_loss = 0.0
+            for idx in micro:
+                batch = collate([train.windows[i] for i in idx], pad_id)
+                batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+                labels = torch.as_tensor([train.y[i] for i in idx], device=accelerator.device)
+                with accelerator.autocast():
+                    logits = model(**batch).logits
+                # sum over the sequences, divided by all of the step's: equal weight per sequence
+                loss = torch.nn.functional.cross_entropy(
+                    logits.float(), labels, reduction="sum"
+                ) / n
+                accelerator.backward(loss)
+                step_loss += loss.item()
+            if cfg.max_grad_norm > 0:
+                accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            progress.step += 1
+            progress.batch_in_epoch += len(micro)
+            progress.samples += n
+            progress.train_seconds += time.perf_counter() - t0
+            window_loss += step_loss * n
+            window_samples += n
+            bar.update(1)
+            bar.set_postfix(loss=f"{step_loss:.4f}", sps=f"{n / (time.perf_counter() - t0):.1f}")
+
+            if progress.step % 10 == 0 or progress.step == total:
+                elapsed = time.perf_counter() - window_t
+                runs.append_jsonl(metrics_path, {
+                    "step": progress.step, "epoch": progress.epoch
+                    + progress.batch_in_epoch / len(batches),
+                    "loss": window_loss / max(window_samples, 1),
+                    "lr": scheduler.get_last_lr()[0],
+                    "samples_per_s": window_samples / max(elapsed, 1e-9),
+                })
+                window_loss, window_samples, window_t = 0.0, 0, time.perf_counter()
+            if progress.step % every == 0 or progress.step == total:
+                _evaluate(predictor, val, cfg, progress, metrics_path, save_best)
+                window_t = time.perf_counter()
+                if cfg.patience and progress.evals_without_gain >= cfg.patience:
+                    progress.stopped_early = True
+                    break
+            if progress.step % cfg.checkpoint_every == 0 and progress.step < total:
+                save_checkpoint(run_dir, accelerator.unwrap_model(model), optimizer, scheduler,
+                                progress)
+            _fault_injection(progress.step)
+        if progress.batch_in_epoch >= len(batches):
+            progress.epoch += 1
+            progress.batch_in_epoch = 0
+    bar.close()
+    sps = progress.samples / max(progress.train_seconds, 1e-9)
+    return FitResult(progress, total, sps)
+
+
+def _evaluate(
+    predictor: Predictor,
+    val: EvalSet,
+    cfg: TrainConfig,
+    progress: Progress,
+    metrics_path: Path,
+    save_best: Callable[[], None],
+) -> dict:
+    pred = predictor.predict_tokens(val.docs)
+    m = compute_metrics(val.y, pred.probs, predictor.labels)
+    record = {
+        "step": progress.step,
+        "eval_loss": m["nll"],
+        "eval_accuracy": m["accuracy"],
+        "eval_macro_f1": m["macro_f1"],
+        "eval_ece": m["ece"],
+    }
+    value = m[cfg.metric]
+    if progress.best_metric is None or value > progress.best_metric:
+        progress.best_metric, progress.best_step = value, progress.step
+        progress.evals_without_gain = 0
+        save_best()
+        record["best"] = True
+    else:
+        progress.evals_without_gain += 1
+    runs.append_jsonl(metrics_path, record)
+    return m
+
+
+def _json_line(record: dict) -> str:
+    import json
+
+    return json.dumps(record) + "\n"
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

@@ -1,0 +1,60 @@
+"""Typed config: files, overrides, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from landfall.config import build_config, expand_env, field_help, load_config
+from landfall.errors import ConfigError
+
+
+def test_file_then_overrides(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text('[train]\nlr = 1e-4\nepochs = 3\n[data]\ntruncation = "sliding"\n')
+    cfg = load_config(f, ["train.lr=2e-5", "train.freeze_embeddings=true"])
+    assert cfg.train.lr == 2e-5 and cfg.train.epochs == 3.0
+    assert cfg.train.freeze_embeddings is True and cfg.data.truncation == "sliding"
+
+
+def test_yaml_uses_the_same_names(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("train:\n  batch_size: 8\nmodel:\n  name: minilm\n")
+    cfg = load_config(f)
+    assert cfg.train.batch_size == 8 and cfg.model.name == "minilm"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.lr=fast", "train.lr: expected float"),
+        ("train.nope=1", "unknown field 'train.nope'"),
+        ("bogus.x=1", "unknown section 'bogus'"),
+        ("data.truncation=middle", "must be one of"),
+        ("lr=1", "expected section.field=value"),
+    ],
+)
+def test_bad_overrides_name_the_field(override, message):
+    with pytest.raises(ConfigError, match=message):
+        build_config({}, [override])
+
+
+def test_bad_file_names_the_file(tmp_path):
+    f = tmp_path / "bad.toml"
+    f.write_text("[train\n")
+    with pytest.raises(ConfigError, match="bad.toml"):
+        load_config(f)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.toml")
+
+
+def test_every_field_has_help():
+    rows = field_help()
+    assert len(rows) > 20 and all(len(h) > 10 for *_, h in rows)
+
+
+def test_env_expansion(monkeypatch):
+    monkeypatch.setenv("LANDFALL_DATA", "/data")
+    assert expand_env("${LANDFALL_DATA}/imdb", "data.train") == "/data/imdb"
+    monkeypatch.delenv("LANDFALL_DATA")
+    with pytest.raises(ConfigError, match="data.train: environment variable LANDFALL_DATA"):
+        expand_env("${LANDFALL_DATA}/imdb", "data.train")

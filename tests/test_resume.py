@@ -1,0 +1,53 @@
+"""Kill training with SIGKILL, resume, and end with the same weights as an unbroken run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import tomli_w
+import torch
+from safetensors.torch import load_file
+
+from conftest import tiny_config
+
+
+def _train(args: list[str], env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "LANDFALL_PROGRESS": "0", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "landfall", "train", *args], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_sigkill_then_resume_matches_uninterrupted_run(tiny_model, imdb_small, tmp_path):
+    cfg = tmp_path / "c.toml"
+    # 72 training docs / batch 8 = 9 steps per epoch; 2 epochs; checkpoints every 3 steps
+    cfg.write_text(tomli_w.dumps(tiny_config(tiny_model, imdb_small,
+                                             report={"baseline": False, "plots": False})))
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    assert _train(["--config", str(cfg), "--output", str(whole)]).returncode == 0
+
+    # killed after step 11 (mid second epoch); the last checkpoint is step 9
+    killed = _train(["--config", str(cfg), "--output", str(broken)],
+                    {"LANDFALL_KILL_AT_STEP": "11"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert (broken / "checkpoints" / "step-0000009").is_dir()
+    resumed = _train(["--resume", str(broken)])
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+
+    a = load_file(str(whole / "model" / "model.safetensors"))
+    b = load_file(str(broken / "model" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+    def evals(run):
+        lines = (run / "metrics.jsonl").read_text().splitlines()
+        return [r for r in map(json.loads, lines) if "eval_accuracy" in r]
+
+    assert evals(whole) == evals(broken)
+    lines = (broken / "metrics.jsonl").read_text().splitlines()
+    steps = [r["step"] for r in map(json.loads, lines)]
+    assert steps == sorted(steps)  # nothing logged twice after the resume

@@ -1,0 +1,88 @@
+"""Tiny model: train -> save -> reload with plain transformers -> predict / evaluate."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+import landfall
+from conftest import tiny_config
+from landfall.config import build_config
+from landfall.errors import LandfallError
+from landfall.inference.predictor import Predictor
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_model, imdb_small, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "r"
+    landfall.train(build_config(tiny_config(tiny_model, imdb_small)), out)
+    return out
+
+
+def test_run_directory_holds_the_product(run_dir):
+    for name in ("landfall.toml", "metrics.jsonl", "eval.json", "report.md",
+                 "plots/training_curves.png", "plots/confusion.png", "plots/reliability.png",
+                 "model/model.safetensors", "model/config.json", "model/tokenizer.json"):
+        assert (run_dir / name).exists(), name
+    assert not (run_dir / "checkpoints").exists()
+    assert not list(run_dir.rglob("*.bin")) and not list(run_dir.rglob("*.pt"))
+    ev = json.loads((run_dir / "eval.json").read_text())
+    assert ev["validation"]["n"] == 24 and ev["baseline"]["name"]
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert any("loss" in r for r in records) and any("eval_accuracy" in r for r in records)
+    report = (run_dir / "report.md").read_text()
+    assert "baseline" in report and "plots/confusion.png" in report
+
+
+def test_plain_transformers_loads_the_model_and_agrees_with_predictor(run_dir):
+    model = AutoModelForSequenceClassification.from_pretrained(run_dir / "model").eval()
+    tok = AutoTokenizer.from_pretrained(run_dir / "model")
+    assert model.config.id2label == {0: "neg", 1: "pos"}
+    text = "A wonderful, moving film with a great cast."
+    with torch.no_grad():
+        probs = model(**tok(text, return_tensors="pt")).logits.softmax(-1).numpy()[0]
+    ours = Predictor.from_run(run_dir).predict([text]).probs[0]
+    np.testing.assert_allclose(ours, probs, atol=1e-5)
+
+
+def test_predict_keeps_input_order_and_evaluate_needs_no_options(run_dir, imdb_small, tmp_path):
+    out = tmp_path / "pred.jsonl"
+    landfall.predict(run_dir, imdb_small, out)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["line"] for r in rows] == list(range(1, 97))
+    assert all(abs(sum(r["probs"].values()) - 1) < 1e-4 for r in rows)
+    assert {r["label"] for r in rows} <= {"neg", "pos"}
+    res = landfall.evaluate(run_dir, imdb_small, tmp_path / "ev")
+    assert res["metrics"]["n"] == 96 and (tmp_path / "ev" / "plots" / "confusion.png").exists()
+
+
+def test_sliding_prediction_is_the_mean_of_its_windows(run_dir):
+    from dataclasses import replace
+
+    pred = Predictor.from_run(run_dir)
+    pred.spec = replace(pred.spec, truncation="sliding", stride=8, max_windows=0)
+    text = "great " * 150 + "awful " * 150
+    doc = pred.tokenizer(text, add_special_tokens=False)["input_ids"]
+    out = pred.predict_tokens([doc])
+    assert out.windows[0] > 4
+    from landfall.data.windows import split_windows
+
+    windows = [pred.add_special(w) for w in split_windows(doc, pred.spec)]
+    mean = pred.window_logits(windows).mean(axis=0)
+    np.testing.assert_allclose(out.probs[0], np.exp(mean) / np.exp(mean).sum(), atol=1e-5)
+
+
+def test_unknown_label_at_evaluation_is_a_clear_error(run_dir, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine", "label": "pos"}\n{"text": "meh", "label": "neutral"}\n')
+    with pytest.raises(LandfallError, match=r"bad.jsonl:2.*label.*neutral"):
+        landfall.evaluate(run_dir, bad, tmp_path / "ev")
+
+
+def test_refuses_to_overwrite_a_run(run_dir, tiny_model, imdb_small):
+    with pytest.raises(LandfallError, match="already holds a run"):
+        landfall.train(build_config(tiny_config(tiny_model, imdb_small)), run_dir)
