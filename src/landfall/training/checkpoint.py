@@ -34,7 +34,8 @@ class Progress:
     epoch: int = 0  # current epoch (0-based)
     batch_in_epoch: int = 0  # micro-batches of this epoch already consumed
     samples: int = 0  # training sequences seen
-    train_seconds: float = 0.0  # wall time spent in training steps (not evaluation)
+    train_seconds: float = 0.0  # wall time of the loop less evaluation
+    eval_seconds: float = 0.0  # wall time spent evaluating on the validation split
     best_metric: float | None = None
     best_step: int = 0
     evals_without_gain: int = 0

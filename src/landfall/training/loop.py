@@ -106,6 +106,8 @@ def fit(
     window_loss, window_samples, window_t = 0.0, 0, time.perf_counter()
 
     bar = progress_bar(total=total, desc="training", initial=progress.step, unit="step")
+    # train_seconds: wall time of the loop less evaluation (checkpoints and logging included)
+    t_mark = time.perf_counter()
     while progress.step < total and not progress.stopped_early:
         batches = training_batches(lengths, cfg.batch_size, cfg.seed, progress.epoch)
         while progress.batch_in_epoch < len(batches) and progress.step < total:
@@ -133,11 +135,12 @@ def fit(
             progress.step += 1
             progress.batch_in_epoch += len(micro)
             progress.samples += n
-            progress.train_seconds += time.perf_counter() - t0
+            eval_dt = 0.0
             window_loss += step_loss * n
             window_samples += n
             bar.update(1)
-            bar.set_postfix(loss=f"{step_loss:.4f}", sps=f"{n / (time.perf_counter() - t0):.1f}")
+            bar.set_postfix(loss=f"{step_loss:.4f}", sps=f"{n / (time.perf_counter() - t0):.1f}",
+                            refresh=False)
 
             if progress.step % 10 == 0 or progress.step == total:
                 elapsed = time.perf_counter() - window_t
@@ -150,11 +153,18 @@ def fit(
                 })
                 window_loss, window_samples, window_t = 0.0, 0, time.perf_counter()
             if progress.step % every == 0 or progress.step == total:
+                t_eval = time.perf_counter()
                 _evaluate(predictor, val, cfg, progress, metrics_path, save_best)
                 window_t = time.perf_counter()
+                eval_dt = window_t - t_eval
+                progress.eval_seconds += eval_dt
                 if cfg.patience and progress.evals_without_gain >= cfg.patience:
                     progress.stopped_early = True
-                    break
+            now = time.perf_counter()
+            progress.train_seconds += now - t_mark - eval_dt
+            t_mark = now
+            if progress.stopped_early:
+                break
             if progress.step % cfg.checkpoint_every == 0 and progress.step < total:
                 save_checkpoint(run_dir, accelerator.unwrap_model(model), optimizer, scheduler,
                                 progress)

@@ -126,6 +126,7 @@ def train(cfg: Config | None, output: str | Path, *, resume: bool = False) -> di
 
     summary = {
         "train_seconds": result.progress.train_seconds,
+        "eval_seconds": result.progress.eval_seconds,
         "samples_per_s": result.samples_per_s,
         "steps": result.progress.step,
         "total_steps": result.total_steps,
