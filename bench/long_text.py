@@ -15,12 +15,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from landfall.config import config_from_dict, load_file
 from landfall.data.labels import encode_labels
 from landfall.data.prepare import read_split
 from landfall.data.readers import read_examples
 from landfall.data.splits import stratified_split
 from landfall.data.tokens import tokenize
+from landfall.inference.loading import run_config
 from landfall.inference.predictor import Predictor
 from landfall.tasks.classification import compute_metrics
 from landfall.utils.quiet import quiet_transformers
@@ -36,7 +36,7 @@ STRATEGIES = [
 
 def validation_of(run_dir: Path, test: str):
     """The run's own validation documents (same seed, same split) or a given test file."""
-    cfg = config_from_dict(load_file(run_dir / "landfall.toml"))
+    cfg = run_config(run_dir)
     if test:
         return read_examples(test, text_field=cfg.data.text_field,
                              label_field=cfg.data.label_field)

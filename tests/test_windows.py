@@ -65,3 +65,16 @@ def test_invalid_specs_are_config_errors():
         spec(truncation="sliding", stride=64).validate()
     with pytest.raises(ConfigError, match="head_tokens"):
         spec(truncation="head+tail", head_tokens=100).validate()
+
+
+def test_tokenize_keeps_whole_documents():
+    """MiniLM's tokenizer.json truncates and pads to 128; documents must arrive whole."""
+    from transformers import AutoTokenizer
+
+    from landfall.data.tokens import tokenize
+    from landfall.hub import resolve_model
+
+    tok = AutoTokenizer.from_pretrained(resolve_model("minilm"))  # fresh: nothing reset yet
+    long_doc, short = tokenize(["word " * 400, "short text"], tok, cache=False)
+    assert len(long_doc) == 400 and len(short) == 2
+    assert tok.pad_token_id not in long_doc + short

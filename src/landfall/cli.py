@@ -55,7 +55,12 @@ def train(
     try:
         if resume is None and output is None:
             raise LandfallError("give --output RUN_DIR (or --resume RUN_DIR)")
-        cfg = None if resume and config is None and not set_ else load_config(config, set_)
+        if resume is not None and config is None:
+            from landfall.inference.loading import run_config
+
+            cfg = run_config(resume, set_)  # the run's own config, --set on top
+        else:
+            cfg = load_config(config, set_)
         result = api_train(cfg, resume or output, resume=resume is not None)
     except LandfallError as exc:
         _fail(exc)

@@ -8,6 +8,7 @@ environment when the config is resolved, so presets can say ``${LANDFALL_DATA}/i
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import tomllib
@@ -31,11 +32,13 @@ class ModelConfig:
         "sentence-transformers/all-MiniLM-L6-v2",
         "Pretrained model: a local directory or a hub name (installed package, HF cache, hub).",
     )
-    dropout: float = _f(0.1, "Dropout on hidden states and the classifier input.")
+    dropout: float = _f(0.1, "Dropout on hidden states and the classifier input.", ge=0.0, lt=1.0)
     attention_dropout: float = _f(
         0.0,
         "Dropout on attention probabilities. 0 lets PyTorch use its fused SDPA kernel "
         "(about 1.6x faster training on CPU); the pretrained default is 0.1.",
+        ge=0.0,
+        lt=1.0,
     )
 
 
@@ -45,22 +48,24 @@ class DataConfig:
     validation: str = _f("", "Validation data; empty = carve a stratified split from train.")
     text_field: str = _f("text", "Name of the text field/column.")
     label_field: str = _f("label", "Name of the label field/column.")
-    validation_fraction: float = _f(0.1, "Share of train held out when no validation is given.")
-    limit: int = _f(
-        0, "Use a seeded stratified sample of this many training examples (0 = all)."
+    validation_fraction: float = _f(
+        0.1, "Share of train held out when no validation is given.", gt=0.0, lt=1.0
     )
-    validation_limit: int = _f(0, "Use a stratified sample of this many validation examples.")
-    max_length: int = _f(256, "Tokens per window, special tokens included.")
+    limit: int = _f(
+        0, "Use a seeded stratified sample of this many training examples (0 = all).", ge=0
+    )
+    validation_limit: int = _f(0, "Use a stratified sample of this many validation examples.", ge=0)
+    max_length: int = _f(256, "Tokens per window, special tokens included.", ge=8)
     truncation: str = _f(
         "head+tail",
         "Long-text strategy: head, tail, head+tail (first and last tokens) or sliding windows.",
         choices=TRUNCATIONS,
     )
     head_tokens: int = _f(
-        128, "For head+tail: tokens kept from the start; the rest of the window is the end."
+        128, "For head+tail: tokens kept from the start; the rest of the window is the end.", ge=0
     )
-    stride: int = _f(64, "For sliding: tokens shared by consecutive windows.")
-    max_windows: int = _f(8, "For sliding: at most this many windows per document (0 = all).")
+    stride: int = _f(64, "For sliding: tokens shared by consecutive windows.", ge=0)
+    max_windows: int = _f(8, "For sliding: at most this many windows per document (0 = all).", ge=0)
     aggregate: str = _f(
         "mean", "For sliding: how window logits combine per document.", choices=("mean", "max")
     )
@@ -68,33 +73,38 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: float = _f(2.0, "Passes over the training data (fractions allowed).")
-    max_steps: int = _f(0, "Stop after this many optimizer steps (0 = no limit).")
-    batch_size: int = _f(16, "Sequences per forward pass.")
-    grad_accum: int = _f(1, "Forward passes per optimizer step (effective batch = product).")
-    lr: float = _f(5e-5, "Peak learning rate of AdamW.")
-    weight_decay: float = _f(0.01, "AdamW weight decay (not applied to biases and LayerNorm).")
-    warmup_ratio: float = _f(0.06, "Share of the steps spent warming the learning rate up.")
+    epochs: float = _f(2.0, "Passes over the training data (fractions allowed).", gt=0.0)
+    max_steps: int = _f(0, "Stop after this many optimizer steps (0 = no limit).", ge=0)
+    batch_size: int = _f(16, "Sequences per forward pass.", ge=1)
+    grad_accum: int = _f(1, "Forward passes per optimizer step (effective batch = product).", ge=1)
+    lr: float = _f(5e-5, "Peak learning rate of AdamW.", gt=0.0, lt=1.0)
+    weight_decay: float = _f(
+        0.01, "AdamW weight decay (not applied to biases and LayerNorm).", ge=0.0
+    )
+    warmup_ratio: float = _f(
+        0.06, "Share of the steps spent warming the learning rate up.", ge=0.0, lt=1.0
+    )
     schedule: str = _f(
         "linear", "Learning-rate decay after warm-up.", choices=("linear", "cosine", "constant")
     )
-    max_grad_norm: float = _f(1.0, "Clip the gradient norm to this (0 = no clipping).")
+    max_grad_norm: float = _f(1.0, "Clip the gradient norm to this (0 = no clipping).", ge=0.0)
     precision: str = _f(
         "auto",
         "auto = bf16 on a GPU that supports it, else fp32; or fp32 / bf16.",
         choices=("auto", "fp32", "bf16"),
     )
     seed: int = _f(42, "Seed for initialisation, data order, dropout and the split.")
-    eval_every: int = _f(0, "Evaluate every N optimizer steps (0 = twice per epoch).")
-    checkpoint_every: int = _f(100, "Write a resumable checkpoint every N optimizer steps.")
-    patience: int = _f(3, "Stop after this many evaluations without improvement (0 = never).")
+    eval_every: int = _f(0, "Evaluate every N optimizer steps (0 = twice per epoch).", ge=0)
+    checkpoint_every: int = _f(100, "Write a resumable checkpoint every N optimizer steps.", ge=1)
+    patience: int = _f(3, "Stop after this many evaluations without improvement (0 = never).", ge=0)
     metric: str = _f(
-        "accuracy", "Validation metric that picks the best checkpoint.",
+        "accuracy",
+        "Validation metric that picks the best checkpoint.",
         choices=("accuracy", "macro_f1"),
     )
-    eval_batch_size: int = _f(64, "Sequences per forward pass when evaluating.")
+    eval_batch_size: int = _f(64, "Sequences per forward pass when evaluating.", ge=1)
     freeze_embeddings: bool = _f(False, "Keep the token embedding matrix fixed.")
-    threads: int = _f(0, "CPU threads for PyTorch (0 = one per physical core).")
+    threads: int = _f(0, "CPU threads for PyTorch (0 = one per physical core).", ge=0)
 
 
 @dataclass
@@ -155,6 +165,22 @@ def _coerce(value: Any, typ: type, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported type {typ}")
 
 
+_BOUNDS = {
+    "ge": (lambda v, b: v >= b, ">="),
+    "gt": (lambda v, b: v > b, ">"),
+    "le": (lambda v, b: v <= b, "<="),
+    "lt": (lambda v, b: v < b, "<"),
+}
+
+
+def _check_bounds(value: Any, meta: Any, where: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: must be a finite number, got {value}")
+    for key, (ok, sign) in _BOUNDS.items():
+        if key in meta and not ok(value, meta[key]):
+            raise ConfigError(f"{where}: must be {sign} {meta[key]}, got {value}")
+
+
 def _apply(cfg: Config, section: str, key: str, value: Any, where: str) -> None:
     if section not in SECTIONS:
         raise ConfigError(f"{where}: unknown section '{section}' (known: {', '.join(SECTIONS)})")
@@ -166,9 +192,12 @@ def _apply(cfg: Config, section: str, key: str, value: Any, where: str) -> None:
         )
     typ = get_type_hints(type(obj))[key]
     coerced = _coerce(value, typ, f"{where}: {section}.{key}")
-    choices = fields[key].metadata.get("choices")
-    if choices and coerced not in choices:
-        raise ConfigError(f"{where}: {section}.{key} must be one of {choices}, got {coerced!r}")
+    meta = fields[key].metadata
+    if meta.get("choices") and coerced not in meta["choices"]:
+        raise ConfigError(
+            f"{where}: {section}.{key} must be one of {meta['choices']}, got {coerced!r}"
+        )
+    _check_bounds(coerced, meta, f"{where}: {section}.{key}")
     setattr(obj, key, coerced)
 
 
@@ -211,7 +240,7 @@ def build_config(
         section, dot, key = name.strip().partition(".")
         if not sep or not dot:
             raise ConfigError(f"--set {item!r}: expected section.field=value, e.g. train.lr=3e-5")
-        _apply(cfg, section, key, value.strip(), f"--set {name.strip()}")
+        _apply(cfg, section, key, value.strip(), "--set")
     return cfg
 
 
@@ -232,8 +261,3 @@ def expand_env(value: str, where: str) -> str:
         return os.environ[m.group(1)]
 
     return _VAR.sub(sub, value)
-
-
-def config_from_dict(data: dict[str, Any]) -> Config:
-    """Rebuild a Config from ``to_dict`` output (the run directory's resolved config)."""
-    return build_config(data, source="resolved config")

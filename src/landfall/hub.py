@@ -102,7 +102,7 @@ def resolve_model(name: str) -> Path:
         if not (path / "config.json").exists():
             raise LandfallError(f"{path}: a model directory needs a config.json")
         return path
-    if path.suffix or name.startswith((".", "/", "~")):
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise LandfallError(f"{name}: model directory does not exist")
     name = ALIASES.get(name.lower(), name)
     loader = PACKAGED.get(name)

@@ -41,6 +41,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    recover(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     target = tmp / "payload"
     try:
@@ -55,6 +56,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.replace(target, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def recover(path: str | Path) -> None:
+    """Finish a directory swap that a kill interrupted between its two renames."""
+    path = Path(path)
+    old = path.with_name(f".{path.name}.old")
+    if not path.exists() and old.is_dir():
+        os.replace(old, path)
 
 
 def write_text(path: str | Path, text: str) -> Path:

@@ -14,10 +14,21 @@ from landfall.runs import atomic_path
 from landfall.utils.progress import progress_bar
 
 
+def _raw_backend(tokenizer):
+    """The Rust tokenizer with the truncation/padding that tokenizer.json may carry switched off
+    (MiniLM's truncates to 128 and pads to 128: documents must reach the windowing intact)."""
+    bt = tokenizer.backend_tokenizer
+    if bt.truncation is not None:
+        bt.no_truncation()
+    if bt.padding is not None:
+        bt.no_padding()
+    return bt
+
+
 def _key(texts: Sequence[str], tokenizer) -> str:
     h = hashlib.sha256()
     if tokenizer.is_fast:
-        vocab = tokenizer.backend_tokenizer.to_str()
+        vocab = _raw_backend(tokenizer).to_str()
     else:
         vocab = str(tokenizer.get_vocab())
     h.update(hashlib.sha256(vocab.encode()).digest())
@@ -34,7 +45,7 @@ def _encode(texts: Sequence[str], tokenizer, desc: str, chunk: int = 512) -> lis
         for i in range(0, len(texts), chunk):
             part = list(texts[i : i + chunk])
             if tokenizer.is_fast:  # the Rust tokenizer directly: parallel and without warnings
-                enc = tokenizer.backend_tokenizer.encode_batch(part, add_special_tokens=False)
+                enc = _raw_backend(tokenizer).encode_batch(part, add_special_tokens=False)
                 out.extend(e.ids for e in enc)
             else:
                 out.extend(tokenizer(part, add_special_tokens=False)["input_ids"])

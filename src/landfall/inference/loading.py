@@ -7,22 +7,24 @@ from pathlib import Path
 import torch
 
 from landfall import runs
-from landfall.config import Config, config_from_dict, load_file
+from landfall.config import Config, build_config, load_file
 from landfall.data.windows import WindowSpec, special_tokens
 from landfall.errors import LandfallError
 from landfall.inference.predictor import Predictor
 
 
-def run_config(run_dir: str | Path) -> Config:
+def run_config(run_dir: str | Path, overrides: list[str] | None = None) -> Config:
     """The resolved config a run was trained with (defaults for a bare model directory)."""
     path = Path(run_dir) / runs.CONFIG
-    return config_from_dict(load_file(path)) if path.exists() else Config()
+    data = load_file(path) if path.exists() else {}
+    return build_config(data, overrides, source=str(path))
 
 
 def model_dir(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     if not run_dir.exists():
         raise LandfallError(f"{run_dir}: run directory does not exist")
+    runs.recover(run_dir / runs.MODEL)
     for candidate in (run_dir / runs.MODEL, run_dir):
         if (candidate / "config.json").exists():
             return candidate
@@ -43,4 +45,6 @@ def load_run(
     id2label = model.config.id2label
     labels = [id2label[i] for i in range(len(id2label))]
     spec = WindowSpec.from_config(cfg.data, sum(map(len, special_tokens(tokenizer))))
-    return Predictor(model, tokenizer, labels, spec, batch_size=batch_size, device=dev)
+    bf16 = dev.type == "cuda" and cfg.train.precision != "fp32" and \
+        torch.cuda.is_bf16_supported(including_emulation=False)
+    return Predictor(model, tokenizer, labels, spec, batch_size=batch_size, device=dev, bf16=bf16)

@@ -50,6 +50,7 @@ class Predictor:
         batch_size: int = 64,
         max_tokens: int = 0,
         device: torch.device | str | None = None,
+        bf16: bool = False,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -57,6 +58,7 @@ class Predictor:
         self.spec = spec
         self.batch_size = batch_size
         self.max_tokens = max_tokens
+        self.bf16 = bf16  # autocast to bf16 on a GPU (the run's train.precision)
         self.device = torch.device(device) if device else next(model.parameters()).device
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self._prefix, self._suffix = special_tokens(tokenizer)
@@ -77,7 +79,7 @@ class Predictor:
         self.model.eval()
         out = np.zeros((len(windows), len(self.labels)), dtype=np.float32)
         batches = inference_batches([len(w) for w in windows], self.batch_size, self.max_tokens)
-        use_bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
+        use_bf16 = self.bf16 and self.device.type == "cuda"
         try:
             with progress_bar(total=len(windows), desc="predicting", disable=not progress) as bar:
                 for idx in batches:

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
+from landfall.errors import LandfallError
 from landfall.runs import CHECKPOINTS, save_dir, write_text
 
 
@@ -72,7 +73,6 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     progress: Progress,
-    keep: int = 1,
 ) -> Path:
     root = Path(run_dir) / CHECKPOINTS
     name = f"step-{progress.step:07d}"
@@ -96,8 +96,9 @@ def save_checkpoint(
 
     save_dir(root / name, write)
     write_text(root / "latest", name + "\n")
-    for old in sorted(root.glob("step-*"))[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    for old in root.glob("step-*"):
+        if old.name != name:
+            shutil.rmtree(old, ignore_errors=True)
     return root / name
 
 
@@ -114,6 +115,15 @@ def load_checkpoint(
     path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any
 ) -> Progress:
     """Restore model, optimizer, scheduler and RNG state; return the progress record."""
+    try:
+        return _load(path, model, optimizer, scheduler)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise LandfallError(
+            f"{path}: cannot restore this checkpoint ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _load(path: Path, model: torch.nn.Module, optimizer, scheduler) -> Progress:
     state = json.loads((path / "state.json").read_text())
     load_model(model, str(path / "model.safetensors"), device=str(_device(model)))
     tensors = load_file(str(path / "optimizer.safetensors"), device=str(_device(model)))

@@ -21,6 +21,7 @@ import torch
 from landfall import runs
 from landfall.config import TrainConfig
 from landfall.data.batching import collate, training_batches
+from landfall.errors import LandfallError
 from landfall.inference.predictor import Predictor
 from landfall.tasks.classification import compute_metrics
 from landfall.training.checkpoint import (
@@ -101,9 +102,13 @@ def fit(
         # metrics logged after the checkpoint will be logged again
         kept = [r for r in runs.read_jsonl(metrics_path) if r.get("step", 0) <= progress.step]
         runs.write_text(metrics_path, "".join(_json_line(r) for r in kept))
+    else:
+        runs.write_text(metrics_path, "")  # a run killed before its first checkpoint
     every = _eval_every(cfg, per_epoch)
     model.train()
-    window_loss, window_samples, window_t = 0.0, 0, time.perf_counter()
+    # the running loss between two log lines is part of the checkpointed state
+    window = progress.extra.setdefault("window", {"loss": 0.0, "samples": 0})
+    window_t = time.perf_counter()
 
     bar = progress_bar(total=total, desc="training", initial=progress.step, unit="step")
     # train_seconds: wall time of the loop less evaluation (checkpoints and logging included)
@@ -127,6 +132,11 @@ def fit(
                 ) / n
                 accelerator.backward(loss)
                 step_loss += loss.item()
+            if not math.isfinite(step_loss):
+                raise LandfallError(
+                    f"training diverged at step {progress.step + 1} (loss {step_loss}); "
+                    f"try a lower train.lr (now {cfg.lr})"
+                )
             if cfg.max_grad_norm > 0:
                 accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             optimizer.step()
@@ -136,8 +146,8 @@ def fit(
             progress.batch_in_epoch += len(micro)
             progress.samples += n
             eval_dt = 0.0
-            window_loss += step_loss * n
-            window_samples += n
+            window["loss"] += step_loss * n
+            window["samples"] += n
             bar.update(1)
             bar.set_postfix(loss=f"{step_loss:.4f}", sps=f"{n / (time.perf_counter() - t0):.1f}",
                             refresh=False)
@@ -147,11 +157,12 @@ def fit(
                 runs.append_jsonl(metrics_path, {
                     "step": progress.step, "epoch": progress.epoch
                     + progress.batch_in_epoch / len(batches),
-                    "loss": window_loss / max(window_samples, 1),
+                    "loss": window["loss"] / max(window["samples"], 1),
                     "lr": scheduler.get_last_lr()[0],
-                    "samples_per_s": window_samples / max(elapsed, 1e-9),
+                    "samples_per_s": window["samples"] / max(elapsed, 1e-9),
                 })
-                window_loss, window_samples, window_t = 0.0, 0, time.perf_counter()
+                window.update(loss=0.0, samples=0)
+                window_t = time.perf_counter()
             if progress.step % every == 0 or progress.step == total:
                 t_eval = time.perf_counter()
                 _evaluate(predictor, val, cfg, progress, metrics_path, save_best)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -26,14 +27,35 @@ def configure_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
+# fields a resumed run may change; any other change would make it a different run
+RESUMABLE = {"train.threads", "train.eval_batch_size", "report.baseline", "report.plots"}
+
+
 def _check_run_dir(run_dir: Path, resume: bool) -> None:
     if resume:
         if latest_checkpoint(run_dir) is None:
-            raise LandfallError(f"{run_dir}: no checkpoint to resume from")
+            done = (run_dir / runs.EVAL).exists()
+            raise LandfallError(f"{run_dir}: " + ("training has already finished" if done
+                                                   else "no checkpoint to resume from"))
     elif (run_dir / runs.CHECKPOINTS).exists() or (run_dir / runs.MODEL).exists():
         raise LandfallError(
             f"{run_dir}: already holds a run; use --resume {run_dir} or another --output"
         )
+
+
+def _resume_config(run_dir: Path, cfg: Config | None) -> Config:
+    saved = run_config(run_dir)
+    if cfg is None:
+        return saved
+    old, new = saved.to_dict(), cfg.to_dict()
+    changed = [f"{s}.{k}" for s in new for k in new[s]
+               if new[s][k] != old[s][k] and f"{s}.{k}" not in RESUMABLE]
+    if changed:
+        raise LandfallError(
+            f"{run_dir}: a resumed run keeps its config; these fields differ from "
+            f"{runs.CONFIG}: {', '.join(changed)} (only {', '.join(sorted(RESUMABLE))} may)"
+        )
+    return cfg
 
 
 def _set_dropout(model_config, cfg: Config) -> dict:
@@ -48,6 +70,14 @@ def _set_dropout(model_config, cfg: Config) -> dict:
     return kw
 
 
+def _max_positions(config) -> int:
+    """Longest input the model's position embeddings cover (0 = unknown)."""
+    n = getattr(config, "max_position_embeddings", 0) or 0
+    if n and config.model_type in ("roberta", "xlm-roberta", "mpnet", "camembert"):
+        n -= (config.pad_token_id or 0) + 1  # positions start after the padding index
+    return n
+
+
 def load_model(cfg: Config, labels: list[str]):
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -59,7 +89,6 @@ def load_model(cfg: Config, labels: list[str]):
         num_labels=len(labels),
         id2label=dict(enumerate(labels)),
         label2id={lab: i for i, lab in enumerate(labels)},
-        attn_implementation="sdpa",
         **_set_dropout(base, cfg),
     )
     return model, tokenizer
@@ -69,7 +98,7 @@ def _accelerator(precision: str):
     from accelerate import Accelerator
 
     cuda = torch.cuda.is_available()
-    gpu_bf16 = cuda and torch.cuda.is_bf16_supported()
+    gpu_bf16 = cuda and torch.cuda.is_bf16_supported(including_emulation=False)
     if precision == "bf16" and not gpu_bf16:
         # bf16 on a CPU without bf16 units (AVX512-BF16/AMX) is slower than fp32
         raise LandfallError("train.precision=bf16 needs a GPU with bf16 support; use auto")
@@ -81,11 +110,15 @@ def train(cfg: Config | None, output: str | Path, *, resume: bool = False) -> di
     """Fine-tune a classifier as ``cfg`` says; return the final evaluation (also eval.json)."""
     run_dir = Path(output)
     _check_run_dir(run_dir, resume)
-    if cfg is None:
-        if not resume:
-            raise LandfallError("train needs a config (or --resume RUN_DIR)")
-        cfg = run_config(run_dir)
+    if resume:
+        cfg = _resume_config(run_dir, cfg)
+    elif cfg is None:
+        raise LandfallError("train needs a config (or --resume RUN_DIR)")
     configure_threads(cfg.train.threads)
+    if torch.cuda.is_available():  # bit-for-bit repeatable runs (and resumes) on GPU too
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
     seed_everything(cfg.train.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
@@ -104,8 +137,13 @@ def train(cfg: Config | None, output: str | Path, *, resume: bool = False) -> di
 
     spec = WindowSpec.from_config(cfg.data, sum(map(len, special_tokens(tokenizer))))
     spec.validate()
+    limit = _max_positions(model.config)
+    if limit and spec.max_length > limit:
+        raise LandfallError(f"data.max_length={spec.max_length} exceeds what "
+                            f"{cfg.model.name} can read ({limit} tokens)")
     predictor = Predictor(model, tokenizer, data.labels, spec,
-                          batch_size=cfg.train.eval_batch_size, device=accelerator.device)
+                          batch_size=cfg.train.eval_batch_size, device=accelerator.device,
+                          bf16=accelerator.mixed_precision == "bf16")
     windows, owner = make_windows(data.train.docs, spec, predictor.add_special)
     train_set = TrainSet(windows, [data.train.y[d] for d in owner])
     val_set = EvalSet(data.validation.docs, data.validation.y)
@@ -137,5 +175,9 @@ def train(cfg: Config | None, output: str | Path, *, resume: bool = False) -> di
         "wall_seconds_this_process": time.perf_counter() - t_start,
     }
     out = evaluate_and_report(run_dir, cfg, data, summary)
-    shutil.rmtree(run_dir / runs.CHECKPOINTS, ignore_errors=True)
+    # rename first: a kill mid-delete must not leave a half-deleted checkpoint to resume from
+    trash = run_dir / f".{runs.CHECKPOINTS}.trash"
+    if (run_dir / runs.CHECKPOINTS).exists():
+        os.replace(run_dir / runs.CHECKPOINTS, trash)
+    shutil.rmtree(trash, ignore_errors=True)
     return out
