@@ -58,3 +58,24 @@ def test_env_expansion(monkeypatch):
     monkeypatch.delenv("LANDFALL_DATA")
     with pytest.raises(ConfigError, match="data.train: environment variable LANDFALL_DATA"):
         expand_env("${LANDFALL_DATA}/imdb", "data.train")
+
+
+def test_layer_lr_decay_groups(tiny_model):
+    from transformers import AutoModelForSequenceClassification
+
+    from landfall.training.optim import param_groups
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=2)
+    flat = param_groups(model, 0.01, 1e-3)
+    assert {g["lr"] for g in flat} == {1e-3} and len(flat) == 2
+    groups = param_groups(model, 0.01, 1e-3, layer_decay=0.5)
+    by_lr = {}
+    for g in groups:
+        by_lr.setdefault(g["lr"], 0)
+        by_lr[g["lr"]] += sum(p.numel() for p in g["params"])
+    # 2 layers: head 1e-3, layer 1 5e-4, layer 0 2.5e-4, embeddings 1.25e-4
+    assert sorted(by_lr) == [1.25e-4, 2.5e-4, 5e-4, 1e-3]
+    emb = model.get_input_embeddings().weight
+    assert any(emb is p for g in groups if g["lr"] == 1.25e-4 for p in g["params"])
+    total = sum(p.numel() for p in model.parameters())
+    assert sum(by_lr.values()) == total

@@ -11,7 +11,7 @@ from landfall.training.run import train
 
 # The main job's budget: about 10 minutes on 2 CPU cores (see README).
 DEMO = {
-    "data": {"limit": 2400, "validation_fraction": 0.25, "max_length": 256,
+    "data": {"limit": 3400, "validation_fraction": 0.25, "max_length": 256,
              "truncation": "head+tail"},
     "train": {"epochs": 1.0, "batch_size": 16, "lr": 5e-5, "eval_every": 0},
 }

@@ -103,6 +103,13 @@ class TrainConfig:
         choices=("accuracy", "macro_f1"),
     )
     eval_batch_size: int = _f(64, "Sequences per forward pass when evaluating.", ge=1)
+    layer_lr_decay: float = _f(
+        1.0,
+        "Layer-wise learning-rate decay: layer l of L gets lr * decay**(L - l), the embeddings "
+        "decay**(L+1), the head lr (1.0 = off; 0.8-0.95 is usual).",
+        gt=0.0,
+        le=1.0,
+    )
     freeze_embeddings: bool = _f(False, "Keep the token embedding matrix fixed.")
     threads: int = _f(0, "CPU threads for PyTorch (0 = one per physical core).", ge=0)
 

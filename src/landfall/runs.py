@@ -46,6 +46,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     target = tmp / "payload"
     try:
         yield target
+        _fsync_tree(target)
         if path.is_dir() and not path.is_symlink():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -54,8 +55,45 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(target, path)
+        _fsync_dir(path.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _fsync_tree(path: Path) -> None:
+    """Flush a new file (or every file of a new directory) to disk before it is renamed in:
+    after a power cut the rename must not point at empty files."""
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    for f in files:
+        fd = os.open(f, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on directories
+    finally:
+        os.close(fd)
+
+
+def clean_stale(run_dir: str | Path) -> None:
+    """Remove temporary folders that a killed process left behind (``.model.x1y2``)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return
+    recover(run_dir / MODEL)
+    for p in run_dir.iterdir():
+        if p.name.startswith(".") and p.is_dir() and not p.name.endswith(".old"):
+            shutil.rmtree(p, ignore_errors=True)
 
 
 def recover(path: str | Path) -> None:

@@ -6,6 +6,7 @@ of (seed, epoch) so that a resumed run can skip what it has seen without reading
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -119,19 +120,7 @@ def fit(
             t0 = time.perf_counter()
             micro = batches[progress.batch_in_epoch : progress.batch_in_epoch + cfg.grad_accum]
             n = sum(len(b) for b in micro)
-            step_loss = 0.0
-            for idx in micro:
-                batch = collate([train.windows[i] for i in idx], pad_id)
-                batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-                labels = torch.as_tensor([train.y[i] for i in idx], device=accelerator.device)
-                with accelerator.autocast():
-                    logits = model(**batch).logits
-                # sum over the sequences, divided by all of the step's: equal weight per sequence
-                loss = torch.nn.functional.cross_entropy(
-                    logits.float(), labels, reduction="sum"
-                ) / n
-                accelerator.backward(loss)
-                step_loss += loss.item()
+            step_loss = _accumulate(model, micro, train, pad_id, accelerator)
             if not math.isfinite(step_loss):
                 raise LandfallError(
                     f"training diverged at step {progress.step + 1} (loss {step_loss}); "
@@ -188,6 +177,26 @@ def fit(
     return FitResult(progress, total, sps)
 
 
+def _accumulate(model, micro: list[list[int]], train: TrainSet, pad_id: int, accelerator) -> float:
+    """Forward and backward over one optimizer step's micro-batches; returns the step's loss.
+
+    Each loss is summed over its sequences and divided by the step's total, so every
+    sequence weighs the same whatever the micro-batch sizes.
+    """
+    n = sum(len(b) for b in micro)
+    total = 0.0
+    for idx in micro:
+        batch = collate([train.windows[i] for i in idx], pad_id)
+        batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+        labels = torch.as_tensor([train.y[i] for i in idx], device=accelerator.device)
+        with accelerator.autocast():
+            logits = model(**batch).logits
+        loss = torch.nn.functional.cross_entropy(logits.float(), labels, reduction="sum") / n
+        accelerator.backward(loss)
+        total += loss.item()
+    return total
+
+
 def _evaluate(
     predictor: Predictor,
     val: EvalSet,
@@ -218,8 +227,6 @@ def _evaluate(
 
 
 def _json_line(record: dict) -> str:
-    import json
-
     return json.dumps(record) + "\n"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import torch
 from transformers import get_scheduler
 
@@ -10,20 +12,39 @@ from landfall.config import TrainConfig
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 
 
-def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    decay, no_decay = [], []
+_LAYER = re.compile(r"\.layers?\.(\d+)\.")
+
+
+def layer_of(name: str, n_layers: int) -> int:
+    """0 for embeddings, i + 1 for transformer layer i, n_layers + 1 for pooler and head."""
+    if "embeddings" in name:
+        return 0
+    m = _LAYER.search(name)
+    return int(m.group(1)) + 1 if m else n_layers + 1
+
+
+def param_groups(
+    model: torch.nn.Module, weight_decay: float, lr: float, layer_decay: float = 1.0
+) -> list[dict]:
+    """Groups by (decay or not, depth): no weight decay on biases and norms; with
+    ``layer_decay`` < 1 each group's learning rate shrinks with its distance from the head."""
+    n_layers = getattr(model.config, "num_hidden_layers", 0)
+    groups: dict[tuple[bool, int], dict] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if name.endswith(NO_DECAY) or p.ndim < 2 else decay).append(p)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+        decays = not (name.endswith(NO_DECAY) or p.ndim < 2)
+        depth = layer_of(name, n_layers) if layer_decay != 1.0 else n_layers + 1
+        group = groups.setdefault((decays, depth), {
+            "params": [], "weight_decay": weight_decay if decays else 0.0,
+            "lr": lr * layer_decay ** (n_layers + 1 - depth),
+        })
+        group["params"].append(p)
+    return [groups[k] for k in sorted(groups)]
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    groups = param_groups(model, cfg.weight_decay)
+    groups = param_groups(model, cfg.weight_decay, cfg.lr, cfg.layer_lr_decay)
     on_gpu = next(model.parameters()).is_cuda
     # fused AdamW is the fastest on GPU; on CPU the foreach implementation is.
     kind = {"fused": True} if on_gpu else {"foreach": True}

@@ -121,6 +121,7 @@ def train(cfg: Config | None, output: str | Path, *, resume: bool = False) -> di
         torch.backends.cudnn.benchmark = False
     seed_everything(cfg.train.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
+    runs.clean_stale(run_dir)
     t_start = time.perf_counter()
 
     from transformers import AutoTokenizer
@@ -174,6 +175,9 @@ def train(cfg: Config | None, output: str | Path, *, resume: bool = False) -> di
         "stopped_early": result.progress.stopped_early,
         "wall_seconds_this_process": time.perf_counter() - t_start,
     }
+    if accelerator.device.type == "cuda":  # the report reloads the best model onto the GPU
+        model.to("cpu")
+        torch.cuda.empty_cache()
     out = evaluate_and_report(run_dir, cfg, data, summary)
     # rename first: a kill mid-delete must not leave a half-deleted checkpoint to resume from
     trash = run_dir / f".{runs.CHECKPOINTS}.trash"
