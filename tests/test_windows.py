@@ -26,6 +26,8 @@ def test_head_tail_and_head_plus_tail():
     assert split_windows(DOC, spec(truncation="tail")) == [DOC[-64:]]
     (w,) = split_windows(DOC, spec(truncation="head+tail"))
     assert w == DOC[:20] + DOC[-44:] and len(w) == 64
+    (half,) = split_windows(DOC, spec(truncation="head+tail", head_tokens=0))
+    assert half == DOC[:32] + DOC[-32:]
 
 
 def test_sliding_windows_overlap_by_stride_and_cover_everything():

@@ -6,7 +6,7 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):  # lazy: `import landfall` stays fast for the CLI's --help
-    if name in ("train", "evaluate", "predict", "demo", "Config", "load_config"):
+    if name in ("train", "evaluate", "predict", "ensemble", "demo", "Config", "load_config"):
         from landfall import api, config
 
         return getattr(api, name, None) or getattr(config, name)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from landfall.config import Config, build_config
+from landfall.inference.assemble import build_ensemble
 from landfall.inference.predict import predict_file as predict
 from landfall.reports.evaluate import evaluate
 from landfall.training.run import train
@@ -15,6 +17,14 @@ DEMO = {
              "truncation": "head+tail"},
     "train": {"epochs": 1.0, "batch_size": 16, "lr": 5e-5, "eval_every": 0},
 }
+
+
+def ensemble(
+    runs: Sequence[str | Path], output: str | Path, weights: Sequence[float] | None = None
+) -> dict:
+    """Combine runs (seeds, folds) into a self-contained ensemble directory at ``output``
+    that averages their class probabilities (weighted); returns its manifest."""
+    return build_ensemble(runs, output, weights)
 
 
 def demo_config(overrides: list[str] | None = None) -> Config:
@@ -30,4 +40,4 @@ def demo(output: str | Path = "runs/demo", overrides: list[str] | None = None) -
     return train(demo_config(overrides), output)
 
 
-__all__ = ["train", "evaluate", "predict", "demo", "demo_config", "Config"]
+__all__ = ["train", "evaluate", "predict", "ensemble", "demo", "demo_config", "Config"]

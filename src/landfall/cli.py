@@ -73,8 +73,16 @@ def _print_result(result: dict, run_dir: Path | None) -> None:
     if result.get("baseline"):
         line += f"  (baseline {result['baseline']['metrics']['accuracy']:.2%})"
     print(line)
+    if result.get("oos"):
+        _print_oos(result["oos"])
     if run_dir is not None:
         print(f"report: {Path(run_dir) / 'report.md'}")
+
+
+def _print_oos(oos: dict) -> None:
+    v = oos.get("validation", oos)
+    print(f"out-of-scope ({oos['method']}): in-scope accuracy {v['in_scope_accuracy']:.2%}  "
+          f"oos recall {v['oos_recall']:.2%}  oos precision {v['oos_precision']:.2%}")
 
 
 @app.command()
@@ -98,6 +106,9 @@ def evaluate(
     table = Table("metric", "value")
     for key in ("n", "accuracy", "macro_f1", "ece", "nll"):
         table.add_row(key, f"{m[key]:.4f}" if isinstance(m[key], float) else str(m[key]))
+    for key in ("in_scope_accuracy", "oos_recall", "oos_precision", "oos_f1"):
+        if out.get("oos"):  # the run has an out-of-scope rule (oos.json)
+            table.add_row(key, f"{out['oos'][key]:.4f}")
     Console().print(table)
     print(f"written: {out['output']}")
 
@@ -118,6 +129,37 @@ def predict(
     except LandfallError as exc:
         _fail(exc)
     print(f"{out['n']} predictions written to {out['output']}")
+
+
+def _parse_weights(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise LandfallError(f"--weights {text!r}: expected numbers separated by commas, "
+                            "e.g. 1,1,2") from None
+
+
+@app.command()
+def ensemble(
+    run_dirs: Annotated[
+        list[Path], typer.Argument(metavar="RUN_DIR", help="Two or more run directories.")
+    ],
+    output: Annotated[Path, typer.Option(help="Ensemble directory to create.")],
+    weights: Annotated[
+        str | None, typer.Option(help="One weight per run, comma-separated (default: equal).")
+    ] = None,
+) -> None:
+    """Average several runs' class probabilities; `predict` and `evaluate` take the result."""
+    from landfall.api import ensemble as api_ensemble
+
+    try:
+        out = api_ensemble(run_dirs, output, _parse_weights(weights))
+    except LandfallError as exc:
+        _fail(exc)
+    shares = ", ".join(f"{w:.3g}" for w in out["weights"])
+    print(f"ensemble of {len(out['members'])} runs (weights {shares}) written to {out['output']}")
 
 
 @app.command()

@@ -19,6 +19,7 @@ from typing import Any, get_type_hints
 from landfall.errors import ConfigError
 
 TRUNCATIONS = ("head", "tail", "head+tail", "sliding")
+OOS_METHODS = ("max_prob", "energy", "class")
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -62,7 +63,10 @@ class DataConfig:
         choices=TRUNCATIONS,
     )
     head_tokens: int = _f(
-        128, "For head+tail: tokens kept from the start; the rest of the window is the end.", ge=0
+        0,
+        "For head+tail: tokens kept from the start, the rest of the window from the end "
+        "(0 = half the window).",
+        ge=0,
     )
     stride: int = _f(64, "For sliding: tokens shared by consecutive windows.", ge=0)
     max_windows: int = _f(8, "For sliding: at most this many windows per document (0 = all).", ge=0)
@@ -121,11 +125,34 @@ class ReportConfig:
 
 
 @dataclass
+class OOSConfig:
+    label: str = _f(
+        "",
+        "Out-of-scope label (e.g. oos for CLINC150): calibrate a rejection rule on validation "
+        "and write oos.json (empty = off).",
+    )
+    method: str = _f(
+        "max_prob",
+        "How to reject: max_prob (max in-scope softmax probability below a threshold), energy "
+        "(logsumexp of the in-scope logits below a threshold) or class (the trained oos class).",
+        choices=OOS_METHODS,
+    )
+    target_recall: float = _f(
+        0.0,
+        "0 = the threshold maximising the mean of in-scope accuracy and oos recall on "
+        "validation; > 0 = the most accurate threshold reaching this oos recall.",
+        ge=0.0,
+        le=1.0,
+    )
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    oos: OOSConfig = field(default_factory=OOSConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
@@ -136,6 +163,7 @@ SECTIONS: dict[str, type] = {
     "data": DataConfig,
     "train": TrainConfig,
     "report": ReportConfig,
+    "oos": OOSConfig,
 }
 
 

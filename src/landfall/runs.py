@@ -9,6 +9,7 @@ Layout::
       eval.json         final validation metrics (+ the baseline's)
       report.md         human-readable report, links to plots/
       plots/            PNG plots
+      oos.json          out-of-scope rejection rule (only with oos.label set)
       checkpoints/      resumable training state (removed once training has finished)
 """
 
@@ -30,6 +31,9 @@ EVAL = "eval.json"
 REPORT = "report.md"
 PLOTS = "plots"
 CHECKPOINTS = "checkpoints"
+OOS = "oos.json"
+ENSEMBLE = "ensemble.json"  # marks an ensemble directory (members/<i>/ instead of model/)
+MEMBERS = "members"
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from landfall.config import TRUNCATIONS, DataConfig
 class WindowSpec:
     max_length: int = 256
     truncation: str = "head+tail"
-    head_tokens: int = 128
+    head_tokens: int = 0  # 0 = half the window
     stride: int = 64
     max_windows: int = 8
     aggregate: str = "mean"
@@ -43,7 +43,10 @@ class WindowSpec:
         if self.body < 1:
             raise ConfigError(f"data.max_length={self.max_length} leaves no room for text")
         if self.truncation == "head+tail" and not 0 <= self.head_tokens <= self.body:
-            raise ConfigError(f"data.head_tokens must be between 0 and {self.body}")
+            raise ConfigError(
+                f"data.head_tokens={self.head_tokens} does not fit a window of "
+                f"{self.body} text tokens (data.max_length={self.max_length}); use 0 for half"
+            )
         if self.truncation == "sliding" and not 0 <= self.stride < self.body:
             raise ConfigError(f"data.stride must be between 0 and {self.body - 1}")
 
@@ -59,7 +62,7 @@ def split_windows(ids: Sequence[int], spec: WindowSpec) -> list[list[int]]:
     if spec.truncation == "tail":
         return [ids[-body:]]
     if spec.truncation == "head+tail":
-        head = spec.head_tokens
+        head = spec.head_tokens or body // 2
         tail = body - head
         return [ids[:head] + (ids[-tail:] if tail else [])]
     step = body - spec.stride

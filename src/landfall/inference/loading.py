@@ -1,4 +1,4 @@
-"""Load a run directory (or a plain model directory) into a Predictor."""
+"""Load a run directory (or a plain model directory, or an ensemble) into a Predictor."""
 
 from __future__ import annotations
 
@@ -10,11 +10,15 @@ from landfall import runs
 from landfall.config import Config, build_config, load_file
 from landfall.data.windows import WindowSpec, special_tokens
 from landfall.errors import LandfallError
+from landfall.inference.ensemble import EnsemblePredictor, is_ensemble, load_ensemble, member_dirs
 from landfall.inference.predictor import Predictor
 
 
 def run_config(run_dir: str | Path, overrides: list[str] | None = None) -> Config:
-    """The resolved config a run was trained with (defaults for a bare model directory)."""
+    """The resolved config a run was trained with (defaults for a bare model directory;
+    member 0's for an ensemble)."""
+    if is_ensemble(run_dir):
+        return run_config(member_dirs(run_dir)[0], overrides)
     path = Path(run_dir) / runs.CONFIG
     data = load_file(path) if path.exists() else {}
     return build_config(data, overrides, source=str(path))
@@ -33,7 +37,9 @@ def model_dir(run_dir: str | Path) -> Path:
 
 def load_run(
     run_dir: str | Path, *, batch_size: int = 64, device: str | None = None
-) -> Predictor:
+) -> Predictor | EnsemblePredictor:
+    if is_ensemble(run_dir):
+        return load_ensemble(run_dir, batch_size=batch_size, device=device)
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     path = model_dir(run_dir)

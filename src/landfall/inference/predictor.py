@@ -1,4 +1,4 @@
-"""The one door to a trained model: texts in, class probabilities out.
+"""The one door to a trained model: texts in, class probabilities (and logits) out.
 
 Long texts become windows (``data.windows``), windows are batched by length
 (``data.batching``), window logits are aggregated per document. Evaluation during training,
@@ -31,6 +31,7 @@ class Prediction:
     probs: np.ndarray  # (n_docs, n_labels)
     windows: np.ndarray  # (n_docs,) windows per document
     labels: list[str]
+    logits: np.ndarray | None = None  # (n_docs, n_labels) aggregated logits; softmax = probs
 
     @property
     def label_ids(self) -> np.ndarray:
@@ -98,7 +99,7 @@ class Predictor:
         logits = self.window_logits(windows, progress)
         agg = aggregate_logits(logits, owner, len(docs), self.spec.aggregate)
         counts = np.bincount(np.asarray(owner, dtype=np.int64), minlength=len(docs))
-        return Prediction(softmax(agg), counts, self.labels)
+        return Prediction(softmax(agg), counts, self.labels, agg)
 
     def predict(
         self, texts: Sequence[str], progress: bool = False, cache: bool = False

@@ -11,6 +11,7 @@ from landfall.data.labels import encode_labels
 from landfall.data.readers import read_examples
 from landfall.inference.loading import run_config
 from landfall.inference.predictor import Predictor
+from landfall.inference.rejection import fit_rule, load_rule
 from landfall.reports.plots import plot_confusion, plot_reliability, plot_training_curves
 from landfall.tasks.classification import compute_metrics
 
@@ -46,6 +47,11 @@ def evaluate_and_report(run_dir: Path, cfg: Config, data: Any, summary: dict) ->
         "data": {"train": data.train_source, "validation": data.validation_source,
                  "n_train": len(data.train.y), "n_validation": len(data.validation.y)},
     }
+    oos = None
+    if cfg.oos.label:  # calibrate the out-of-scope rule on validation
+        oos = fit_rule(cfg.oos, pred, data.validation.y)
+        runs.write_json(run_dir / runs.OOS, oos)
+        result["oos"] = oos
     runs.write_json(run_dir / runs.EVAL, result)
     plots = {}
     if cfg.report.plots:
@@ -54,7 +60,8 @@ def evaluate_and_report(run_dir: Path, cfg: Config, data: Any, summary: dict) ->
     from landfall.reports.report import write_report
 
     write_report(run_dir, title=f"Landfall run: {run_dir.name}", config=cfg.to_dict(),
-                 eval_metrics=metrics, baseline=baseline, train_summary=summary, plots=plots)
+                 eval_metrics=metrics, baseline=baseline, train_summary=summary, plots=plots,
+                 oos=oos)
     return result
 
 
@@ -67,7 +74,8 @@ def evaluate(
     label_field: str | None = None,
     batch_size: int = 64,
 ) -> dict:
-    """Accuracy, macro-F1, per-class P/R, ECE and confusion of a run on a labelled file."""
+    """Accuracy, macro-F1, per-class P/R, ECE and confusion of a run on a labelled file
+    (plus in-scope accuracy and oos recall/precision when the run has an ``oos.json``)."""
     run_dir = Path(run_dir)
     cfg = run_config(run_dir)
     tf = text_field or cfg.data.text_field
@@ -79,6 +87,9 @@ def evaluate(
     metrics = compute_metrics(y, pred.probs, predictor.labels)
     out_dir = Path(output) if output else run_dir / f"eval-{Path(str(data)).name.split('.')[0]}"
     result = {"data": str(data), "run": str(run_dir), "metrics": metrics}
+    rule = load_rule(run_dir)
+    if rule:
+        result["oos"] = rule.evaluate(pred, y)
     runs.write_json(out_dir / runs.EVAL, result)
     result["plots"] = {k: str(out_dir / v) for k, v in _plots(out_dir, y, pred.probs, metrics,
                                                                  None).items()}

@@ -67,6 +67,16 @@ def _verdict(acc: Any, base_acc: Any) -> str:
     return f"the transformer does not beat the baseline ({-gap:.2f} accuracy points behind)."
 
 
+def _oos(oos: dict) -> list[str]:
+    """One line: the out-of-scope rule and its validation scores."""
+    v = oos.get("validation", oos)
+    t = oos.get("threshold")
+    rule = oos.get("method", "-") + (f", threshold {t:.4g}" if isinstance(t, int | float) else "")
+    return [f"**Out-of-scope** (`{_cell(oos.get('label', '-'))}`, {rule}): in-scope accuracy "
+            f"{_pct(v.get('in_scope_accuracy'))}, oos recall {_pct(v.get('oos_recall'))}, "
+            f"oos precision {_pct(v.get('oos_precision'))}."]
+
+
 def _per_class(m: dict) -> list[str]:
     rows = ["| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     for name, s in m.get("per_class", {}).items():
@@ -98,9 +108,12 @@ def write_report(
     baseline: dict | None,
     train_summary: dict | None,
     plots: dict[str, str],
+    oos: dict | None = None,
 ) -> Path:
     """Write ``run_dir/report.md`` atomically and return its path."""
     summary = _summary(config, eval_metrics, baseline, train_summary)
+    if oos:
+        summary += ["", *_oos(oos)]
     parts = [f"# {title}", "", "## Summary", "", *summary]
     if eval_metrics.get("per_class"):
         parts += ["", "## Per-class scores (validation)", "", *_per_class(eval_metrics)]

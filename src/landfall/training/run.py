@@ -18,6 +18,7 @@ from landfall.errors import LandfallError
 from landfall.hub import resolve_model
 from landfall.inference.loading import run_config
 from landfall.inference.predictor import Predictor
+from landfall.inference.rejection import check_oos_data
 from landfall.training.checkpoint import latest_checkpoint
 from landfall.training.loop import EvalSet, TrainSet, fit, seed_everything
 
@@ -128,6 +129,7 @@ def train(cfg: Config | None, output: str | Path, *, resume: bool = False) -> di
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(cfg.model.name))
     data = prepare(cfg.data, tokenizer, cfg.train.seed)
+    check_oos_data(cfg.oos, data.labels, data.validation.y, data.train_source)  # fail early
     runs.write_text(run_dir / runs.CONFIG, tomli_w.dumps(cfg.to_dict()))
     seed_everything(cfg.train.seed)
     model, tokenizer = load_model(cfg, data.labels)
