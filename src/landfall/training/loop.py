@@ -1,4 +1,6 @@
-"""The fine-tuning loop: accelerate for device placement and mixed precision, our own sampler.
+"""The training loop: accelerate for device placement and mixed precision, our own sampler.
+
+What is optimised and how it is scored comes from an ``Objective`` (training.objectives).
 
 We do not hand the data to accelerate's DataLoader: the batch order must be a pure function
 of (seed, epoch) so that a resumed run can skip what it has seen without reading it.
@@ -21,30 +23,17 @@ import torch
 
 from landfall import runs
 from landfall.config import TrainConfig
-from landfall.data.batching import collate, training_batches
+from landfall.data.batching import training_batches
 from landfall.errors import LandfallError
-from landfall.inference.predictor import Predictor
-from landfall.tasks.classification import compute_metrics
 from landfall.training.checkpoint import (
     Progress,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
+from landfall.training.objectives import Objective
 from landfall.training.optim import make_optimizer, make_scheduler
 from landfall.utils.progress import progress_bar
-
-
-@dataclass
-class TrainSet:
-    windows: list[list[int]]  # token ids with special tokens
-    y: list[int]
-
-
-@dataclass
-class EvalSet:
-    docs: list[list[int]]  # token ids without special tokens (windows made by the Predictor)
-    y: list[int]
 
 
 @dataclass
@@ -54,9 +43,9 @@ class FitResult:
     samples_per_s: float
 
 
-def plan_steps(n_windows: int, cfg: TrainConfig) -> tuple[int, int]:
+def plan_steps(n_items: int, cfg: TrainConfig) -> tuple[int, int]:
     """(optimizer steps per epoch, total optimizer steps)."""
-    batches = math.ceil(n_windows / cfg.batch_size)
+    batches = math.ceil(n_items / cfg.batch_size)
     per_epoch = math.ceil(batches / cfg.grad_accum)
     total = math.ceil(cfg.epochs * per_epoch)
     if cfg.max_steps:
@@ -78,9 +67,7 @@ def _fault_injection(step: int) -> None:
 def fit(
     *,
     model: torch.nn.Module,
-    predictor: Predictor,
-    train: TrainSet,
-    val: EvalSet,
+    objective: Objective,
     cfg: TrainConfig,
     run_dir: Path,
     save_best: Callable[[], None],
@@ -88,12 +75,11 @@ def fit(
     resume: bool = False,
 ) -> FitResult:
     """Train ``model`` in place; write metrics, checkpoints and the best model to ``run_dir``."""
+    lengths = objective.lengths
     optimizer = make_optimizer(model, cfg)
-    per_epoch, total = plan_steps(len(train.windows), cfg)
+    per_epoch, total = plan_steps(len(lengths), cfg)
     scheduler = make_scheduler(optimizer, cfg, total)
     model, optimizer = accelerator.prepare(model, optimizer)
-    lengths = [len(w) for w in train.windows]
-    pad_id = predictor.pad_id
     metrics_path = run_dir / runs.METRICS
 
     progress = Progress()
@@ -120,7 +106,7 @@ def fit(
             t0 = time.perf_counter()
             micro = batches[progress.batch_in_epoch : progress.batch_in_epoch + cfg.grad_accum]
             n = sum(len(b) for b in micro)
-            step_loss = _accumulate(model, micro, train, pad_id, accelerator)
+            step_loss = _accumulate(model, micro, objective, accelerator)
             if not math.isfinite(step_loss):
                 raise LandfallError(
                     f"training diverged at step {progress.step + 1} (loss {step_loss}); "
@@ -154,7 +140,7 @@ def fit(
                 window_t = time.perf_counter()
             if progress.step % every == 0 or progress.step == total:
                 t_eval = time.perf_counter()
-                _evaluate(predictor, val, cfg, progress, metrics_path, save_best)
+                _evaluate(objective, progress, metrics_path, save_best)
                 window_t = time.perf_counter()
                 eval_dt = window_t - t_eval
                 progress.eval_seconds += eval_dt
@@ -177,53 +163,35 @@ def fit(
     return FitResult(progress, total, sps)
 
 
-def _accumulate(model, micro: list[list[int]], train: TrainSet, pad_id: int, accelerator) -> float:
+def _accumulate(model, micro: list[list[int]], objective: Objective, accelerator) -> float:
     """Forward and backward over one optimizer step's micro-batches; returns the step's loss.
 
-    Each loss is summed over its sequences and divided by the step's total, so every
-    sequence weighs the same whatever the micro-batch sizes.
+    Each loss is summed over its items and divided by the step's total, so every item weighs
+    the same whatever the micro-batch sizes.
     """
     n = sum(len(b) for b in micro)
     total = 0.0
     for idx in micro:
-        batch = collate([train.windows[i] for i in idx], pad_id)
-        batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-        labels = torch.as_tensor([train.y[i] for i in idx], device=accelerator.device)
-        with accelerator.autocast():
-            logits = model(**batch).logits
-        loss = torch.nn.functional.cross_entropy(logits.float(), labels, reduction="sum") / n
+        loss = objective.loss(model, idx, n, accelerator.device, accelerator.autocast)
         accelerator.backward(loss)
         total += loss.item()
     return total
 
 
 def _evaluate(
-    predictor: Predictor,
-    val: EvalSet,
-    cfg: TrainConfig,
-    progress: Progress,
-    metrics_path: Path,
-    save_best: Callable[[], None],
-) -> dict:
-    pred = predictor.predict_tokens(val.docs)
-    m = compute_metrics(val.y, pred.probs, predictor.labels)
-    record = {
-        "step": progress.step,
-        "eval_loss": m["nll"],
-        "eval_accuracy": m["accuracy"],
-        "eval_macro_f1": m["macro_f1"],
-        "eval_ece": m["ece"],
-    }
-    value = m[cfg.metric]
-    if progress.best_metric is None or value > progress.best_metric:
-        progress.best_metric, progress.best_step = value, progress.step
+    objective: Objective, progress: Progress, metrics_path: Path, save_best: Callable[[], None]
+) -> None:
+    """Score, keep the best model, count evaluations without improvement, log."""
+    record, score = objective.evaluate()
+    record = {"step": progress.step, **record}
+    if progress.best_metric is None or score > progress.best_metric:
+        progress.best_metric, progress.best_step = score, progress.step
         progress.evals_without_gain = 0
         save_best()
         record["best"] = True
     else:
         progress.evals_without_gain += 1
     runs.append_jsonl(metrics_path, record)
-    return m
 
 
 def _json_line(record: dict) -> str:

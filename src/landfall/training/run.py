@@ -20,7 +20,8 @@ from landfall.inference.loading import run_config
 from landfall.inference.predictor import Predictor
 from landfall.inference.rejection import check_oos_data
 from landfall.training.checkpoint import latest_checkpoint
-from landfall.training.loop import EvalSet, TrainSet, fit, seed_everything
+from landfall.training.loop import fit, seed_everything
+from landfall.training.objectives import Classification
 
 
 def configure_threads(threads: int) -> None:
@@ -148,8 +149,8 @@ def train(cfg: Config | None, output: str | Path, *, resume: bool = False) -> di
                           batch_size=cfg.train.eval_batch_size, device=accelerator.device,
                           bf16=accelerator.mixed_precision == "bf16")
     windows, owner = make_windows(data.train.docs, spec, predictor.add_special)
-    train_set = TrainSet(windows, [data.train.y[d] for d in owner])
-    val_set = EvalSet(data.validation.docs, data.validation.y)
+    objective = Classification(windows, [data.train.y[d] for d in owner], data.validation.docs,
+                               data.validation.y, predictor, cfg.train.metric)
 
     def save_best() -> None:
         unwrapped = accelerator.unwrap_model(model)
@@ -160,8 +161,8 @@ def train(cfg: Config | None, output: str | Path, *, resume: bool = False) -> di
 
         runs.save_dir(run_dir / runs.MODEL, write)
 
-    result = fit(model=model, predictor=predictor, train=train_set, val=val_set, cfg=cfg.train,
-                 run_dir=run_dir, save_best=save_best, accelerator=accelerator, resume=resume)
+    result = fit(model=model, objective=objective, cfg=cfg.train, run_dir=run_dir,
+                 save_best=save_best, accelerator=accelerator, resume=resume)
 
     from landfall.reports.evaluate import evaluate_and_report
 
