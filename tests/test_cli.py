@@ -10,7 +10,9 @@ from landfall.cli import app
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "demo", "config"])
+@pytest.mark.parametrize(
+    "command", ["train", "pretrain", "evaluate", "predict", "ensemble", "demo", "config"]
+)
 def test_help(command):
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0

@@ -5,8 +5,11 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 
+_API = ("train", "pretrain", "evaluate", "predict", "ensemble", "demo", "Config", "load_config")
+
+
 def __getattr__(name: str):  # lazy: `import landfall` stays fast for the CLI's --help
-    if name in ("train", "evaluate", "predict", "ensemble", "demo", "Config", "load_config"):
+    if name in _API:
         from landfall import api, config
 
         return getattr(api, name, None) or getattr(config, name)

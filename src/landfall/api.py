@@ -9,7 +9,8 @@ from landfall.config import Config, build_config
 from landfall.inference.assemble import build_ensemble
 from landfall.inference.predict import predict_file as predict
 from landfall.reports.evaluate import evaluate
-from landfall.training.run import train
+from landfall.training.finetune import train
+from landfall.training.pretrain import pretrain
 
 # The main job's budget: about 10 minutes on 2 CPU cores (see README).
 DEMO = {
@@ -40,4 +41,4 @@ def demo(output: str | Path = "runs/demo", overrides: list[str] | None = None) -
     return train(demo_config(overrides), output)
 
 
-__all__ = ["train", "evaluate", "predict", "ensemble", "demo", "demo_config", "Config"]
+__all__ = ["train", "pretrain", "evaluate", "predict", "ensemble", "demo", "demo_config", "Config"]

@@ -50,21 +50,49 @@ def train(
 ) -> None:
     """Fine-tune a classifier; writes a run directory (model/, metrics, report, plots)."""
     from landfall.api import train as api_train
-    from landfall.config import load_config
 
     try:
-        if resume is None and output is None:
-            raise LandfallError("give --output RUN_DIR (or --resume RUN_DIR)")
-        if resume is not None and config is None:
-            from landfall.inference.loading import run_config
-
-            cfg = run_config(resume, set_)  # the run's own config, --set on top
-        else:
-            cfg = load_config(config, set_)
-        result = api_train(cfg, resume or output, resume=resume is not None)
+        result = api_train(_config_for(config, set_, resume, output), resume or output,
+                           resume=resume is not None)
     except LandfallError as exc:
         _fail(exc)
     _print_result(result, resume or output)
+
+
+@app.command()
+def pretrain(
+    config: Annotated[Path | None, typer.Option(help="TOML or YAML config file.")] = None,
+    set_: SetOpt = None,
+    output: Annotated[Path | None, typer.Option(help="Run directory to create.")] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue the run in this directory from its checkpoint.")
+    ] = None,
+) -> None:
+    """Masked-LM (continued) pretraining on unlabelled text; model/ feeds `landfall train`."""
+    from landfall.api import pretrain as api_pretrain
+
+    try:
+        result = api_pretrain(_config_for(config, set_, resume, output), resume or output,
+                              resume=resume is not None)
+    except LandfallError as exc:
+        _fail(exc)
+    h = result["heldout"]
+    if h["perplexity"] is not None:
+        print(f"held-out perplexity {h['perplexity']:.2f} "
+              f"(before training {h['initial_perplexity']:.2f})")
+    print(f"model: {Path(resume or output) / 'model'}")
+
+
+def _config_for(config, set_, resume, output):
+    """The config of a train/pretrain call: the run's own on --resume (with --set on top)."""
+    from landfall.config import load_config
+    from landfall.inference.loading import run_config
+
+    if resume is None and output is None:
+        raise LandfallError("give --output RUN_DIR (or --resume RUN_DIR)")
+    if resume is not None and config is None:
+        return run_config(resume, set_)
+    return load_config(config, set_)
 
 
 def _print_result(result: dict, run_dir: Path | None) -> None:

@@ -147,12 +147,28 @@ class OOSConfig:
 
 
 @dataclass
+class PretrainConfig:
+    mlm_probability: float = _f(0.15, "Share of tokens (or words) chosen for prediction.",
+                                gt=0.0, lt=1.0)
+    whole_word: bool = _f(False, "Mask whole words (all WordPiece pieces of a word together).")
+    heldout_fraction: float = _f(0.02, "Share of documents held out to measure perplexity.",
+                                 gt=0.0, lt=1.0)
+    from_scratch: bool = _f(
+        False, "Start from random weights of the size below (model.name gives the tokenizer)."
+    )
+    layers: int = _f(4, "From scratch: transformer layers.", ge=1)
+    hidden: int = _f(256, "From scratch: hidden size (the feed-forward is 4x wider).", ge=8)
+    heads: int = _f(4, "From scratch: attention heads (must divide hidden).", ge=1)
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     oos: OOSConfig = field(default_factory=OOSConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
@@ -164,6 +180,7 @@ SECTIONS: dict[str, type] = {
     "train": TrainConfig,
     "report": ReportConfig,
     "oos": OOSConfig,
+    "pretrain": PretrainConfig,
 }
 
 

@@ -1,0 +1,129 @@
+"""What every training command shares: opening a run directory, saving the best model,
+summing up, and closing the run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import tomli_w
+import torch
+
+from landfall import runs
+from landfall.config import Config
+from landfall.errors import LandfallError
+from landfall.inference.loading import run_config
+from landfall.training.checkpoint import latest_checkpoint
+from landfall.training.loop import FitResult, seed_everything
+
+
+def configure_threads(threads: int) -> None:
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
+# fields a resumed run may change; any other change would make it a different run
+RESUMABLE = {"train.threads", "train.eval_batch_size", "report.baseline", "report.plots"}
+
+
+def _check_run_dir(run_dir: Path, resume: bool) -> None:
+    if resume:
+        if latest_checkpoint(run_dir) is None:
+            done = (run_dir / runs.EVAL).exists()
+            raise LandfallError(f"{run_dir}: " + ("training has already finished" if done
+                                                   else "no checkpoint to resume from"))
+    elif (run_dir / runs.CHECKPOINTS).exists() or (run_dir / runs.MODEL).exists():
+        raise LandfallError(
+            f"{run_dir}: already holds a run; use --resume {run_dir} or another --output"
+        )
+
+
+def _resume_config(run_dir: Path, cfg: Config | None) -> Config:
+    saved = run_config(run_dir)
+    if cfg is None:
+        return saved
+    old, new = saved.to_dict(), cfg.to_dict()
+    changed = [f"{s}.{k}" for s in new for k in new[s]
+               if new[s][k] != old[s][k] and f"{s}.{k}" not in RESUMABLE]
+    if changed:
+        raise LandfallError(
+            f"{run_dir}: a resumed run keeps its config; these fields differ from "
+            f"{runs.CONFIG}: {', '.join(changed)} (only {', '.join(sorted(RESUMABLE))} may)"
+        )
+    return cfg
+
+
+def make_accelerator(precision: str):
+    from accelerate import Accelerator
+
+    cuda = torch.cuda.is_available()
+    gpu_bf16 = cuda and torch.cuda.is_bf16_supported(including_emulation=False)
+    if precision == "bf16" and not gpu_bf16:
+        # bf16 on a CPU without bf16 units (AVX512-BF16/AMX) is slower than fp32
+        raise LandfallError("train.precision=bf16 needs a GPU with bf16 support; use auto")
+    bf16 = precision == "bf16" or (precision == "auto" and gpu_bf16)
+    return Accelerator(mixed_precision="bf16" if bf16 else "no", cpu=not cuda)
+
+
+def start_run(cfg: Config | None, output: str | Path, resume: bool) -> tuple[Config, Path]:
+    """Check the run directory, settle the config (the saved one on resume), seed, set up."""
+    run_dir = Path(output)
+    _check_run_dir(run_dir, resume)
+    if resume:
+        cfg = _resume_config(run_dir, cfg)
+    elif cfg is None:
+        raise LandfallError("a config is needed (or --resume RUN_DIR)")
+    configure_threads(cfg.train.threads)
+    if torch.cuda.is_available():  # bit-for-bit repeatable runs (and resumes) on GPU too
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    seed_everything(cfg.train.seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    runs.clean_stale(run_dir)
+    return cfg, run_dir
+
+
+def write_config(run_dir: Path, cfg: Config) -> None:
+    runs.write_text(run_dir / runs.CONFIG, tomli_w.dumps(cfg.to_dict()))
+
+
+def best_saver(run_dir: Path, model, tokenizer, accelerator):
+    """A callback that writes the model as a plain transformers directory, atomically."""
+
+    def save_best() -> None:
+        unwrapped = accelerator.unwrap_model(model)
+
+        def write(tmp: Path) -> None:
+            unwrapped.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+
+        runs.save_dir(run_dir / runs.MODEL, write)
+
+    return save_best
+
+
+def fit_summary(result: FitResult, t_start: float) -> dict:
+    p = result.progress
+    return {
+        "train_seconds": p.train_seconds,
+        "eval_seconds": p.eval_seconds,
+        "samples_per_s": result.samples_per_s,
+        "steps": p.step,
+        "total_steps": result.total_steps,
+        "samples": p.samples,
+        "best_step": p.best_step,
+        "stopped_early": p.stopped_early,
+        "wall_seconds_this_process": time.perf_counter() - t_start,
+    }
+
+
+def finish_run(run_dir: Path) -> None:
+    """Drop the checkpoints of a finished run (renamed first: a kill mid-delete must not
+    leave a half-deleted checkpoint that --resume would pick up)."""
+    trash = run_dir / f".{runs.CHECKPOINTS}.trash"
+    if (run_dir / runs.CHECKPOINTS).exists():
+        os.replace(run_dir / runs.CHECKPOINTS, trash)
+    shutil.rmtree(trash, ignore_errors=True)
