@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from landfall.config import Config, build_config
+from landfall.inference.adapters import export_merged
 from landfall.inference.assemble import build_ensemble
 from landfall.inference.predict import predict_file as predict
 from landfall.reports.evaluate import evaluate
@@ -41,4 +42,5 @@ def demo(output: str | Path = "runs/demo", overrides: list[str] | None = None) -
     return train(demo_config(overrides), output)
 
 
-__all__ = ["train", "pretrain", "evaluate", "predict", "ensemble", "demo", "demo_config", "Config"]
+__all__ = ["train", "pretrain", "export_merged", "evaluate", "predict", "ensemble", "demo",
+           "demo_config", "Config"]

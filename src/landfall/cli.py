@@ -190,6 +190,21 @@ def ensemble(
     print(f"ensemble of {len(out['members'])} runs (weights {shares}) written to {out['output']}")
 
 
+@app.command("export-merged")
+def export_merged(
+    run_dir: Annotated[Path, typer.Argument(help="A LoRA or IA³ run directory.")],
+    output: Annotated[Path, typer.Option(help="Run directory to write (plain model).")],
+) -> None:
+    """Fold a LoRA/IA³ adapter into the base weights: a plain transformers model to deploy."""
+    from landfall.api import export_merged as api_export
+
+    try:
+        out = api_export(run_dir, output)
+    except LandfallError as exc:
+        _fail(exc)
+    print(f"merged model written to {out / 'model'}")
+
+
 @app.command()
 def demo(
     output: Annotated[Path, typer.Option(help="Run directory to create.")] = Path("runs/demo"),

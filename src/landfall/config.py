@@ -161,6 +161,26 @@ class PretrainConfig:
     heads: int = _f(4, "From scratch: attention heads (must divide hidden).", ge=1)
 
 
+PEFT_METHODS = ("none", "lora", "ia3", "prefix", "prompt")
+
+
+@dataclass
+class PeftConfig:
+    method: str = _f(
+        "none",
+        "Parameter-efficient fine-tuning through peft: none (full fine-tuning), lora, ia3, "
+        "prefix (prefix tuning) or prompt (prompt tuning). The classifier head always trains.",
+        choices=PEFT_METHODS,
+    )
+    r: int = _f(8, "LoRA rank.", ge=1)
+    alpha: int = _f(16, "LoRA scaling numerator (scale = alpha / r).", ge=1)
+    dropout: float = _f(0.1, "LoRA dropout.", ge=0.0, lt=1.0)
+    target_modules: str = _f(
+        "", "Comma-separated module names to adapt (empty = peft's default for the model)."
+    )
+    virtual_tokens: int = _f(20, "Prefix/prompt tuning: number of virtual tokens.", ge=1)
+
+
 @dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -169,6 +189,7 @@ class Config:
     report: ReportConfig = field(default_factory=ReportConfig)
     oos: OOSConfig = field(default_factory=OOSConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    peft: PeftConfig = field(default_factory=PeftConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
@@ -181,6 +202,7 @@ SECTIONS: dict[str, type] = {
     "report": ReportConfig,
     "oos": OOSConfig,
     "pretrain": PretrainConfig,
+    "peft": PeftConfig,
 }
 
 

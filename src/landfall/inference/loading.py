@@ -10,6 +10,8 @@ from landfall import runs
 from landfall.config import Config, build_config, load_file
 from landfall.data.windows import WindowSpec, special_tokens
 from landfall.errors import LandfallError
+from landfall.hub import resolve_model
+from landfall.inference.adapters import is_adapter_dir, load_adapter_model
 from landfall.inference.ensemble import EnsemblePredictor, is_ensemble, load_ensemble, member_dirs
 from landfall.inference.predictor import Predictor
 
@@ -45,7 +47,10 @@ def load_run(
     path = model_dir(run_dir)
     cfg = run_config(run_dir)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForSequenceClassification.from_pretrained(path)
+    if is_adapter_dir(path):
+        model = load_adapter_model(path, resolve_model(cfg.model.name))
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(path)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(dev).eval()
     id2label = model.config.id2label

@@ -14,6 +14,7 @@ from landfall.errors import LandfallError
 from landfall.hub import resolve_model
 from landfall.inference.predictor import Predictor
 from landfall.inference.rejection import check_oos_data
+from landfall.training.adapters import parameter_counts, wrap
 from landfall.training.lifecycle import (
     best_saver,
     finish_run,
@@ -59,7 +60,7 @@ def load_model(cfg: Config, labels: list[str]):
         label2id={lab: i for i, lab in enumerate(labels)},
         **_set_dropout(base, cfg),
     )
-    return model, tokenizer
+    return wrap(model, cfg.peft), tokenizer
 
 
 def train(cfg: Config | None, output: str | Path, *, resume: bool = False) -> dict:
@@ -77,7 +78,7 @@ def train(cfg: Config | None, output: str | Path, *, resume: bool = False) -> di
     model, tokenizer = load_model(cfg, data.labels)
     accelerator = make_accelerator(cfg.train.precision)
     model.to(accelerator.device)
-    if cfg.train.freeze_embeddings:
+    if cfg.train.freeze_embeddings and cfg.peft.method == "none":
         model.get_input_embeddings().weight.requires_grad_(False)
 
     spec = WindowSpec.from_config(cfg.data, sum(map(len, special_tokens(tokenizer))))
@@ -99,7 +100,8 @@ def train(cfg: Config | None, output: str | Path, *, resume: bool = False) -> di
 
     from landfall.reports.evaluate import evaluate_and_report
 
-    summary = {**fit_summary(result, t_start), "train_windows": len(windows)}
+    summary = {**fit_summary(result, t_start), "train_windows": len(windows),
+               "peft": cfg.peft.method, **parameter_counts(model)}
     if accelerator.device.type == "cuda":  # the report reloads the best model onto the GPU
         model.to("cpu")
         torch.cuda.empty_cache()

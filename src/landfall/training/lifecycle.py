@@ -97,7 +97,9 @@ def best_saver(run_dir: Path, model, tokenizer, accelerator):
         unwrapped = accelerator.unwrap_model(model)
 
         def write(tmp: Path) -> None:
-            unwrapped.save_pretrained(tmp)
+            unwrapped.save_pretrained(tmp)  # a peft model writes its adapter and head only
+            if hasattr(unwrapped, "get_base_model"):  # label names for the reload
+                unwrapped.get_base_model().config.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
 
         runs.save_dir(run_dir / runs.MODEL, write)
