@@ -73,6 +73,14 @@ class DataConfig:
     aggregate: str = _f(
         "mean", "For sliding: how window logits combine per document.", choices=("mean", "max")
     )
+    augment: str = _f(
+        "none",
+        "Training-split augmentation: none or eda (WordNet synonym replacement, random "
+        "insertion, swap, deletion; seeded by train.seed). Never applied to validation.",
+        choices=("none", "eda"),
+    )
+    augment_per_example: int = _f(1, "Augmented copies added per training example.", ge=1)
+    augment_alpha: float = _f(0.1, "EDA: share of each text's words changed.", gt=0.0, lt=1.0)
 
 
 @dataclass
