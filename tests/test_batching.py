@@ -37,7 +37,8 @@ def test_inference_batches_respect_token_budget():
         assert len(b) * max(lengths[i] for i in b) <= 300 or len(b) == 1
 
 
-def test_collate_pads_to_multiple_of_eight():
-    out = collate([[1, 2, 3], [4]], pad_id=0)
+def test_collate_pads_to_longest_or_a_multiple():
+    assert collate([[1, 2, 3], [4]], pad_id=0)["input_ids"].shape == (2, 3)
+    out = collate([[1, 2, 3], [4]], pad_id=0, multiple=8)
     assert out["input_ids"].shape == (2, 8)
     assert out["attention_mask"].sum().item() == 4

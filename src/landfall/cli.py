@@ -39,43 +39,43 @@ def _fail(exc: LandfallError) -> None:
     raise typer.Exit(2)
 
 
+ConfigOpt = Annotated[Path | None, typer.Option(help="TOML or YAML config file.")]
+OutputOpt = Annotated[Path | None, typer.Option(help="Run directory to create.")]
+ResumeOpt = Annotated[
+    Path | None, typer.Option(help="Continue the run in this directory from its checkpoint.")
+]
+
+
+def _run_job(fn, config, set_, output, resume) -> dict:
+    """Settle the config (the run's own on --resume, --set on top) and run a training job."""
+    try:
+        return fn(_config_for(config, set_, resume, output), resume or output,
+                  resume=resume is not None)
+    except LandfallError as exc:
+        _fail(exc)
+
+
 @app.command()
 def train(
-    config: Annotated[Path | None, typer.Option(help="TOML or YAML config file.")] = None,
-    set_: SetOpt = None,
-    output: Annotated[Path | None, typer.Option(help="Run directory to create.")] = None,
-    resume: Annotated[
-        Path | None, typer.Option(help="Continue the run in this directory from its checkpoint.")
-    ] = None,
+    config: ConfigOpt = None, set_: SetOpt = None, output: OutputOpt = None,
+    resume: ResumeOpt = None,
 ) -> None:
     """Fine-tune a classifier; writes a run directory (model/, metrics, report, plots)."""
     from landfall.api import train as api_train
 
-    try:
-        result = api_train(_config_for(config, set_, resume, output), resume or output,
-                           resume=resume is not None)
-    except LandfallError as exc:
-        _fail(exc)
+    result = _run_job(api_train, config, set_, output, resume)
     _print_result(result, resume or output)
 
 
 @app.command()
 def pretrain(
-    config: Annotated[Path | None, typer.Option(help="TOML or YAML config file.")] = None,
-    set_: SetOpt = None,
-    output: Annotated[Path | None, typer.Option(help="Run directory to create.")] = None,
-    resume: Annotated[
-        Path | None, typer.Option(help="Continue the run in this directory from its checkpoint.")
-    ] = None,
+    config: ConfigOpt = None, set_: SetOpt = None, output: OutputOpt = None,
+    resume: ResumeOpt = None,
 ) -> None:
     """Masked-LM (continued) pretraining on unlabelled text; model/ feeds `landfall train`."""
     from landfall.api import pretrain as api_pretrain
 
-    try:
-        result = api_pretrain(_config_for(config, set_, resume, output), resume or output,
-                              resume=resume is not None)
-    except LandfallError as exc:
-        _fail(exc)
+    result = _run_job(api_pretrain, config, set_, output, resume)
     h = result["heldout"]
     if h["perplexity"] is not None:
         print(f"held-out perplexity {h['perplexity']:.2f} "

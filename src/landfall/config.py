@@ -180,7 +180,7 @@ class PeftConfig:
         "prefix (prefix tuning) or prompt (prompt tuning). The classifier head always trains.",
         choices=PEFT_METHODS,
     )
-    r: int = _f(8, "LoRA rank.", ge=1)
+    r: int = _f(8, "LoRA rank (width of the low-rank update).", ge=1)
     alpha: int = _f(16, "LoRA scaling numerator (scale = alpha / r).", ge=1)
     dropout: float = _f(0.1, "LoRA dropout.", ge=0.0, lt=1.0)
     target_modules: str = _f(

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from landfall.data.batching import collate, inference_batches
+from landfall.data.batching import collate, inference_batches, pad_multiple
 from landfall.data.tokens import tokenize
 from landfall.data.windows import WindowSpec, aggregate_logits, make_windows, special_tokens
 from landfall.utils.progress import progress_bar
@@ -84,7 +84,8 @@ class Predictor:
         try:
             with progress_bar(total=len(windows), desc="predicting", disable=not progress) as bar:
                 for idx in batches:
-                    batch = collate([windows[i] for i in idx], self.pad_id)
+                    batch = collate([windows[i] for i in idx], self.pad_id,
+                                    pad_multiple(self.device))
                     batch = {k: v.to(self.device) for k, v in batch.items()}
                     with torch.autocast(self.device.type, torch.bfloat16, enabled=use_bf16):
                         logits = self.model(**batch).logits

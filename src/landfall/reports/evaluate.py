@@ -59,7 +59,11 @@ def evaluate_and_report(run_dir: Path, cfg: Config, data: Any, summary: dict) ->
         plots = _plots(run_dir, data.validation.y, pred.probs, metrics, records)
     from landfall.reports.report import write_report
 
-    write_report(run_dir, title=f"Landfall run: {run_dir.name}", config=cfg.to_dict(),
+    shown = cfg.to_dict()  # with ${VAR}s resolved, as the run read them
+    shown["data"]["train"] = data.train_source
+    if cfg.data.validation:
+        shown["data"]["validation"] = data.validation_source
+    write_report(run_dir, title=f"Landfall run: {run_dir.name}", config=shown,
                  eval_metrics=metrics, baseline=baseline, train_summary=summary, plots=plots,
                  oos=oos)
     return result

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import torch
 
-from landfall.data.batching import collate
+from landfall.data.batching import collate, pad_multiple
 from landfall.inference.predictor import Predictor
 from landfall.tasks.classification import compute_metrics
 from landfall.tasks.mlm import IGNORE, mask_tokens
@@ -46,7 +46,8 @@ class Classification:
         return [len(w) for w in self.windows]
 
     def loss(self, model, idx, n, device, autocast) -> torch.Tensor:
-        batch = collate([self.windows[i] for i in idx], self.predictor.pad_id)
+        batch = collate([self.windows[i] for i in idx], self.predictor.pad_id,
+                        pad_multiple(device))
         batch = {k: v.to(device) for k, v in batch.items()}
         labels = torch.as_tensor([self.y[i] for i in idx], device=device)
         with autocast():
@@ -82,7 +83,7 @@ class MaskedLM:
         return [len(c) for c in self.chunks]
 
     def _corrupt(self, seqs: list[list[int]], device) -> dict[str, torch.Tensor]:
-        batch = collate(seqs, self.pad_id)
+        batch = collate(seqs, self.pad_id, pad_multiple(device))
         ids = batch["input_ids"]
         maskable = batch["attention_mask"].bool() & ~torch.isin(ids, torch.tensor(self.special_ids))
         inputs, labels = mask_tokens(ids, maskable, mask_id=self.mask_id,
