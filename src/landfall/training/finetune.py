@@ -17,6 +17,7 @@ from landfall.inference.rejection import check_oos_data
 from landfall.training.adapters import parameter_counts, wrap
 from landfall.training.lifecycle import (
     best_saver,
+    dropout_overrides,
     finish_run,
     fit_summary,
     make_accelerator,
@@ -25,18 +26,6 @@ from landfall.training.lifecycle import (
 )
 from landfall.training.loop import fit, seed_everything
 from landfall.training.objectives import Classification
-
-
-def _set_dropout(model_config, cfg: Config) -> dict:
-    """Dropout names differ between architectures: set the ones this config has."""
-    kw = {}
-    for name in ("hidden_dropout_prob", "dropout", "classifier_dropout", "seq_classif_dropout"):
-        if hasattr(model_config, name):
-            kw[name] = cfg.model.dropout
-    for name in ("attention_probs_dropout_prob", "attention_dropout"):
-        if hasattr(model_config, name):
-            kw[name] = cfg.model.attention_dropout
-    return kw
 
 
 def _max_positions(config) -> int:
@@ -58,7 +47,7 @@ def load_model(cfg: Config, labels: list[str]):
         num_labels=len(labels),
         id2label=dict(enumerate(labels)),
         label2id={lab: i for i, lab in enumerate(labels)},
-        **_set_dropout(base, cfg),
+        **dropout_overrides(base, cfg),
     )
     return wrap(model, cfg.peft), tokenizer
 

@@ -20,6 +20,7 @@ from landfall.hub import resolve_model
 from landfall.tasks.mlm import word_starts
 from landfall.training.lifecycle import (
     best_saver,
+    dropout_overrides,
     finish_run,
     fit_summary,
     make_accelerator,
@@ -49,10 +50,7 @@ def load_mlm(cfg: Config, tokenizer):
                           attention_probs_dropout_prob=cfg.model.attention_dropout)
         return AutoModelForMaskedLM.from_config(conf)
     path = resolve_model(cfg.model.name)
-    base = AutoConfig.from_pretrained(path)
-    kw = {k: cfg.model.dropout for k in ("hidden_dropout_prob",) if hasattr(base, k)}
-    kw.update({k: cfg.model.attention_dropout for k in ("attention_probs_dropout_prob",)
-               if hasattr(base, k)})
+    kw = dropout_overrides(AutoConfig.from_pretrained(path), cfg)
     model = AutoModelForMaskedLM.from_pretrained(path, tie_word_embeddings=True, **kw)
     model.tie_weights()
     return model
