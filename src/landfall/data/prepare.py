@@ -60,11 +60,17 @@ def prepare(cfg: DataConfig, tokenizer, seed: int) -> Prepared:
         val_source = f"{train_source} (seeded {cfg.validation_fraction:.0%} split, seed {seed})"
         if cfg.validation_limit and cfg.validation_limit < len(val):
             val = stratified_split(val, cfg.validation_limit / len(val), seed)[1]
-    if cfg.augment == "eda":  # after the split: augmented text never reaches validation
+    # augmentation comes after the split: augmented text never reaches validation
+    if cfg.augment == "eda":
         from landfall.data.augment import augment_examples
 
         train = augment_examples(train, per_example=cfg.augment_per_example,
                                  alpha=cfg.augment_alpha, seed=seed)
+    elif cfg.augment == "paraphrase":
+        from landfall.data.paraphrase import paraphrase_examples
+
+        train = paraphrase_examples(train, per_example=cfg.augment_per_example, seed=seed,
+                                    model=cfg.augment_model)
     y_train = encode_labels(train, labels, label_field=cfg.label_field)
     y_val = encode_labels(val, labels, label_field=cfg.label_field)
     train_docs = tokenize([e.text for e in train], tokenizer, desc="tokenising train")
