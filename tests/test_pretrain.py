@@ -30,6 +30,25 @@ def test_bert_masking_statistics():
     assert torch.equal(inputs[~chosen], ids[~chosen])
 
 
+def test_masked_positions_only_gives_the_full_heads_logits(tiny_model):
+    from transformers import AutoModelForMaskedLM
+
+    from landfall.training.objectives import masked_logits
+
+    torch.manual_seed(0)
+    model = AutoModelForMaskedLM.from_pretrained(tiny_model).eval()
+    ids = torch.randint(1000, 20000, (3, 40))
+    mask = torch.ones_like(ids)
+    mask[2, 30:] = 0
+    labels = torch.full_like(ids, IGNORE)
+    labels[0, 5] = labels[1, 7] = labels[2, 29] = 42
+    batch = {"input_ids": ids, "attention_mask": mask}
+    logits, kept = masked_logits(model, batch, labels)
+    full = model(**batch).logits
+    assert kept.tolist() == [42, 42, 42]
+    assert torch.allclose(logits, full[labels != IGNORE], atol=1e-5)
+
+
 def test_whole_word_masking_masks_all_pieces_together(tiny_model):
     from transformers import AutoTokenizer
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 
-_API = ("train", "pretrain", "export_merged", "evaluate", "predict", "ensemble", "demo", "Config",
-        "load_config")
+_API = ("train", "pretrain", "export_merged", "export_onnx", "evaluate", "predict", "ensemble",
+        "demo", "Config", "load_config")
 
 
 def __getattr__(name: str):  # lazy: `import landfall` stays fast for the CLI's --help

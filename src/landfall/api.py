@@ -29,6 +29,28 @@ def ensemble(
     return build_ensemble(runs, output, weights)
 
 
+def export_onnx(run_dir: str | Path, output: str | Path, *, quantize: str = "none",
+                calibration: str | Path | None = None, calibration_size: int = 256) -> Path:
+    """Write ``output``: the run as an ONNX Runtime run directory (fp32, or int8 dynamic /
+    static). Static quantisation calibrates on a seeded sample of ``calibration`` (default:
+    the run's own training file)."""
+    from landfall.compress.onnx_export import export_onnx as export
+    from landfall.inference.loading import run_config
+
+    texts: list[str] = []
+    if quantize == "static":
+        import random
+
+        from landfall.config import expand_env
+        from landfall.data.readers import read_texts
+
+        cfg = run_config(run_dir)
+        source = calibration or expand_env(cfg.data.train, "data.train")
+        texts = [e.text for e in read_texts(source, text_field=cfg.data.text_field)]
+        texts = random.Random(cfg.train.seed).sample(texts, min(calibration_size, len(texts)))
+    return export(run_dir, output, quantize=quantize, calibration_texts=texts)
+
+
 def demo_config(overrides: list[str] | None = None) -> Config:
     from landfall.data.sources import imdb_train
 
@@ -42,5 +64,5 @@ def demo(output: str | Path = "runs/demo", overrides: list[str] | None = None) -
     return train(demo_config(overrides), output)
 
 
-__all__ = ["train", "pretrain", "export_merged", "evaluate", "predict", "ensemble", "demo",
-           "demo_config", "Config"]
+__all__ = ["train", "pretrain", "export_merged", "export_onnx", "evaluate", "predict",
+           "ensemble", "demo", "demo_config", "Config"]

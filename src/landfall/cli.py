@@ -205,6 +205,29 @@ def export_merged(
     print(f"merged model written to {out / 'model'}")
 
 
+@app.command("export-onnx")
+def export_onnx(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory made by `landfall train`.")],
+    output: Annotated[Path, typer.Option(help="ONNX run directory to write.")],
+    quantize: Annotated[str, typer.Option(
+        help="none (fp32), dynamic (int8 weights) or static (int8, calibrated).")] = "none",
+    calibration: Annotated[str | None, typer.Option(
+        help="Static: texts to calibrate on (default: the run's training file).")] = None,
+    calibration_size: Annotated[int, typer.Option(
+        help="Static: calibrate on a seeded sample of this many texts.")] = 256,
+) -> None:
+    """Export a run to ONNX Runtime (graph-optimised; optionally int8). predict/evaluate load
+    the result like the original run."""
+    from landfall.api import export_onnx as api_export
+
+    try:
+        out = api_export(run_dir, output, quantize=quantize, calibration=calibration,
+                         calibration_size=calibration_size)
+    except LandfallError as exc:
+        _fail(exc)
+    print(f"ONNX model ({quantize}) written to {out / 'model'}")
+
+
 @app.command()
 def demo(
     output: Annotated[Path, typer.Option(help="Run directory to create.")] = Path("runs/demo"),

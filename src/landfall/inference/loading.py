@@ -13,6 +13,7 @@ from landfall.errors import LandfallError
 from landfall.hub import resolve_model
 from landfall.inference.adapters import is_adapter_dir, load_adapter_model
 from landfall.inference.ensemble import EnsemblePredictor, is_ensemble, load_ensemble, member_dirs
+from landfall.inference.onnx_backend import OnnxClassifier, is_onnx_dir
 from landfall.inference.predictor import Predictor
 
 
@@ -47,6 +48,12 @@ def load_run(
     path = model_dir(run_dir)
     cfg = run_config(run_dir)
     tokenizer = AutoTokenizer.from_pretrained(path)
+    spec = WindowSpec.from_config(cfg.data, sum(map(len, special_tokens(tokenizer))))
+    if is_onnx_dir(path):
+        model = OnnxClassifier(path)
+        id2label = model.config.id2label
+        labels = [id2label[i] for i in range(len(id2label))]
+        return Predictor(model, tokenizer, labels, spec, batch_size=batch_size)
     if is_adapter_dir(path):
         model = load_adapter_model(path, resolve_model(cfg.model.name))
     else:
@@ -55,7 +62,6 @@ def load_run(
     model.to(dev).eval()
     id2label = model.config.id2label
     labels = [id2label[i] for i in range(len(id2label))]
-    spec = WindowSpec.from_config(cfg.data, sum(map(len, special_tokens(tokenizer))))
     bf16 = dev.type == "cuda" and cfg.train.precision != "fp32" and \
         torch.cuda.is_bf16_supported(including_emulation=False)
     return Predictor(model, tokenizer, labels, spec, batch_size=batch_size, device=dev, bf16=bf16)

@@ -60,7 +60,11 @@ class Predictor:
         self.batch_size = batch_size
         self.max_tokens = max_tokens
         self.bf16 = bf16  # autocast to bf16 on a GPU (the run's train.precision)
-        self.device = torch.device(device) if device else next(model.parameters()).device
+        self.is_torch = isinstance(model, torch.nn.Module)  # else: ONNX Runtime (CPU)
+        if not self.is_torch:
+            self.device = torch.device("cpu")
+        else:
+            self.device = torch.device(device) if device else next(model.parameters()).device
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self._prefix, self._suffix = special_tokens(tokenizer)
 
@@ -76,8 +80,9 @@ class Predictor:
     @torch.inference_mode()
     def window_logits(self, windows: Sequence[Sequence[int]], progress: bool = False) -> np.ndarray:
         """Logits of each window (already wrapped in special tokens)."""
-        was_training = self.model.training
-        self.model.eval()
+        was_training = self.is_torch and self.model.training
+        if self.is_torch:
+            self.model.eval()
         out = np.zeros((len(windows), len(self.labels)), dtype=np.float32)
         batches = inference_batches([len(w) for w in windows], self.batch_size, self.max_tokens)
         use_bf16 = self.bf16 and self.device.type == "cuda"
@@ -92,7 +97,8 @@ class Predictor:
                     out[idx] = logits.float().cpu().numpy()
                     bar.update(len(idx))
         finally:
-            self.model.train(was_training)
+            if was_training:
+                self.model.train()
         return out
 
     def predict_tokens(self, docs: Sequence[Sequence[int]], progress: bool = False) -> Prediction:

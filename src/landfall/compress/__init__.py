@@ -1,0 +1,1 @@
+"""Compression: ONNX export and quantisation (more methods: pruning, distillation)."""
