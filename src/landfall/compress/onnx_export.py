@@ -13,6 +13,7 @@ activations scaled per batch) or static (activation ranges calibrated on sample 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import warnings
@@ -101,8 +102,9 @@ def quantise(src: Path, dst: Path, method: str, calibration=None) -> None:
         # Runtime's docs advise; the session fuses the QDQ pattern when it loads the model
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
-        pre = dst.with_suffix(".pre.onnx")
-        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        pre = src.with_suffix(".pre.onnx")
+        with contextlib.chdir(src.parent):  # it leaves scratch files in the working directory
+            quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         try:
             quantize_static(str(pre), str(dst), calibration, quant_format=QuantFormat.QDQ,
                             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
