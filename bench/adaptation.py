@@ -49,8 +49,11 @@ def run(args: list[str], log: Path) -> dict:
 
 
 def last_error(log: Path) -> str:
-    lines = [ln for ln in log.read_text().splitlines() if ln.strip()]
-    return lines[-1] if lines else ""
+    """The CLI's closing "error: ..." message (wrapped over several lines), else the last line."""
+    text = log.read_text()
+    at = text.rfind("error:")
+    tail = text[at:] if at >= 0 else (text.strip().splitlines() or [""])[-1]
+    return " ".join(tail.split())
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -216,7 +219,7 @@ def table(rows: list[dict]) -> str:
     out = ["| arm | accuracy | trainable / total params | samples/s | train s | peak RSS MB |",
            "|---|---|---|---|---|---|"]
     for r in rows:
-        acc = f"{r['accuracy']:.2%}" if "accuracy" in r else r.get("error", "—")[:60]
+        acc = f"{r['accuracy']:.2%}" if "accuracy" in r else "refused: " + r.get("error", "—")
         params = (f"{r['trainable_params']:,} / {r['total_params']:,}"
                   if r.get("trainable_params") else "")
         sps = f"{r['samples_per_s']:.1f}" if "samples_per_s" in r else ""
