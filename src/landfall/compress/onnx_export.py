@@ -8,7 +8,8 @@ use the same tokenisation and long-text strategy. ``compression.json`` records w
 Steps, all from maintained libraries: ``torch.onnx.export`` with dynamic batch and sequence
 axes; ONNX Runtime's transformer optimiser (attention / layer-norm / GELU fusion); then
 optionally ONNX Runtime's int8 quantisation — dynamic (weights int8 ahead of time,
-activations scaled per batch) or static (activation ranges calibrated on sample texts).
+activations scaled per batch, on the fused graph) or static (QDQ on the pre-processed unfused
+graph, activation ranges calibrated on sample texts; the session fuses it at load time).
 """
 
 from __future__ import annotations
