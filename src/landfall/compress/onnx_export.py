@@ -130,7 +130,8 @@ def export_onnx(run_dir: str | Path, output: str | Path, *, quantize: str = "non
         raise LandfallError(f"quantize must be one of {QUANTIZE}, got {quantize!r}")
     if is_ensemble(run_dir):
         raise LandfallError(f"{run_dir}: an ensemble; export its members one by one")
-    if is_onnx_dir(model_dir(run_dir)):
+    src_model = model_dir(run_dir)
+    if is_onnx_dir(src_model):
         raise LandfallError(f"{run_dir}: already an ONNX run")
     if (output / runs.MODEL).exists():
         raise LandfallError(f"{output}: already holds a model")
@@ -164,7 +165,6 @@ def export_onnx(run_dir: str | Path, output: str | Path, *, quantize: str = "non
         model.config.save_pretrained(tmp)
         predictor.tokenizer.save_pretrained(tmp)
 
-    src_model = model_dir(run_dir)
     runs.save_dir(output / runs.MODEL, write)
     if (run_dir / runs.CONFIG).exists():
         shutil.copyfile(run_dir / runs.CONFIG, output / runs.CONFIG)

@@ -108,17 +108,15 @@ class Paraphraser:
         import torch
 
         tok, lm = self._load()
-        prompts = []
+        prompts, longest = [], 0
         for text in texts:
             ids = tok(text, add_special_tokens=False)["input_ids"][: self.max_input_tokens]
-            short = tok.decode(ids)
+            longest = max(longest, len(ids))
             prompts.append(tok.apply_chat_template(
-                [{"role": "user", "content": PROMPT.format(text=short)}],
+                [{"role": "user", "content": PROMPT.format(text=tok.decode(ids))}],
                 tokenize=False, add_generation_prompt=True))
         enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False,
                   return_token_type_ids=False)
-        longest = max(len(tok(t, add_special_tokens=False)["input_ids"][: self.max_input_tokens])
-                      for t in texts)
         digest = hashlib.sha256("\0".join(texts).encode()).digest()
         torch.manual_seed(self.seed * 1_000_003 + int.from_bytes(digest[:4], "little"))
         with torch.inference_mode():

@@ -38,6 +38,11 @@ def model_dir(run_dir: str | Path) -> Path:
     raise LandfallError(f"{run_dir}: no model/ inside (has training finished? try --resume)")
 
 
+def _labels(config) -> list[str]:
+    """Label names in id order, from a transformers config."""
+    return [config.id2label[i] for i in range(len(config.id2label))]
+
+
 def load_run(
     run_dir: str | Path, *, batch_size: int = 64, device: str | None = None
 ) -> Predictor | EnsemblePredictor:
@@ -51,17 +56,14 @@ def load_run(
     spec = WindowSpec.from_config(cfg.data, sum(map(len, special_tokens(tokenizer))))
     if is_onnx_dir(path):
         model = OnnxClassifier(path)
-        id2label = model.config.id2label
-        labels = [id2label[i] for i in range(len(id2label))]
-        return Predictor(model, tokenizer, labels, spec, batch_size=batch_size)
+        return Predictor(model, tokenizer, _labels(model.config), spec, batch_size=batch_size)
     if is_adapter_dir(path):
         model = load_adapter_model(path, resolve_model(cfg.model.name))
     else:
         model = AutoModelForSequenceClassification.from_pretrained(path)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(dev).eval()
-    id2label = model.config.id2label
-    labels = [id2label[i] for i in range(len(id2label))]
+    labels = _labels(model.config)
     bf16 = dev.type == "cuda" and cfg.train.precision != "fp32" and \
         torch.cuda.is_bf16_supported(including_emulation=False)
     return Predictor(model, tokenizer, labels, spec, batch_size=batch_size, device=dev, bf16=bf16)
