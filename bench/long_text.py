@@ -52,8 +52,11 @@ def main() -> None:
     p.add_argument("--test", default="", help="Labelled test file; default: the run's split.")
     p.add_argument("--limit", type=int, default=0, help="Score at most this many documents.")
     p.add_argument("--stride", type=int, default=64)
+    p.add_argument("--strategies", default="",
+                   help="Comma-separated subset, e.g. head+tail,sliding-max (default: all).")
     p.add_argument("--out", default="bench/results/long_text.json")
     args = p.parse_args()
+    wanted = {s for s in args.strategies.split(",") if s}
     quiet_transformers()
 
     examples = validation_of(args.run_dir, args.test)
@@ -68,6 +71,8 @@ def main() -> None:
           f"of {base.max_length} tokens; trained with {base.truncation}")
     rows = []
     for name, extra in STRATEGIES:
+        if wanted and name + (f"-{extra['aggregate']}" if extra else "") not in wanted:
+            continue
         pred.spec = replace(base, truncation=name, stride=args.stride, max_windows=0, **extra)
         t = time.perf_counter()
         out = pred.predict_tokens(docs)

@@ -40,7 +40,7 @@ def texts() -> list[str]:
 
 
 def test_onnx_run_agrees_with_pytorch(tiny_run, texts, tmp_path):
-    from landfall.compress.onnx_export import export_onnx
+    from landfall.compression.onnx_export import export_onnx
     from landfall.inference.loading import load_run
     from landfall.inference.onnx_backend import OnnxClassifier
 
@@ -60,7 +60,7 @@ def test_onnx_run_agrees_with_pytorch(tiny_run, texts, tmp_path):
 
 def test_dynamic_int8_is_smaller_and_predicts(tiny_run, texts, tmp_path):
     import landfall
-    from landfall.compress.onnx_export import export_onnx
+    from landfall.compression.onnx_export import export_onnx
 
     out = export_onnx(tiny_run, tmp_path / "int8", quantize="dynamic")
     info = json.loads((out / "compression.json").read_text())
@@ -73,7 +73,7 @@ def test_dynamic_int8_is_smaller_and_predicts(tiny_run, texts, tmp_path):
 
 
 def test_static_int8_calibrates_on_texts(tiny_run, texts, tmp_path):
-    from landfall.compress.onnx_export import export_onnx
+    from landfall.compression.onnx_export import export_onnx
     from landfall.errors import LandfallError
     from landfall.inference.loading import load_run
 

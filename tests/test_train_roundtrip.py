@@ -60,6 +60,39 @@ def test_predict_keeps_input_order_and_evaluate_needs_no_options(run_dir, imdb_s
     assert res["metrics"]["n"] == 96 and (tmp_path / "ev" / "plots" / "confusion.png").exists()
 
 
+def test_interrupted_predict_resumes_after_the_last_complete_row(run_dir, imdb_small, tmp_path,
+                                                                 monkeypatch):
+    from landfall.inference import predict as predict_mod
+
+    full = tmp_path / "full.jsonl"
+    landfall.predict(run_dir, imdb_small, full)
+    monkeypatch.setattr(predict_mod, "CHUNK", 40)
+    calls = {"n": 0}
+    real = Predictor.predict
+
+    def dies_on_second_chunk(self, texts, *a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # as if the process were stopped here
+        return real(self, texts, *a, **kw)
+
+    out = tmp_path / "pred.jsonl"
+    monkeypatch.setattr(Predictor, "predict", dies_on_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        landfall.predict(run_dir, imdb_small, out)
+    assert not out.exists() and len((tmp_path / "pred.jsonl.partial").read_text()
+                                     .splitlines()) == 40
+    with open(tmp_path / "pred.jsonl.partial", "a") as fh:
+        fh.write('{"line": 41, "lab')  # a torn row is cut off, not kept
+    res = landfall.predict(run_dir, imdb_small, out)
+    assert res["resumed_from"] == 40 and res["n"] == 96
+    ours = [json.loads(x) for x in out.read_text().splitlines()]
+    ref = [json.loads(x) for x in full.read_text().splitlines()]
+    assert [r["line"] for r in ours] == [r["line"] for r in ref]
+    assert [r["label"] for r in ours] == [r["label"] for r in ref]
+    assert not (tmp_path / "pred.jsonl.partial").exists()
+
+
 def test_sliding_prediction_is_the_mean_of_its_windows(run_dir):
     from dataclasses import replace
 

@@ -6,6 +6,7 @@ __version__ = "0.1.0"
 
 
 _API = ("train", "pretrain", "export_merged", "export_onnx", "evaluate", "predict", "ensemble",
+        "compress", "prune", "distill", "serve",
         "demo", "Config", "load_config")
 
 

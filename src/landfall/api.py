@@ -30,25 +30,61 @@ def ensemble(
 
 
 def export_onnx(run_dir: str | Path, output: str | Path, *, quantize: str = "none",
-                calibration: str | Path | None = None, calibration_size: int = 256) -> Path:
+                calibration: str | Path | None = None, calibration_size: int = 256,
+                keep_float: Sequence[str] = ()) -> Path:
     """Write ``output``: the run as an ONNX Runtime run directory (fp32, or int8 dynamic /
     static). Static quantisation calibrates on a seeded sample of ``calibration`` (default:
-    the run's own training file)."""
-    from landfall.compress.onnx_export import export_onnx as export
+    the run's own training file). ``keep_float`` names model parts (``embeddings``,
+    ``layer.<i>``, ``head``) left in fp32."""
+    from landfall.compression.onnx_export import calibration_texts
+    from landfall.compression.onnx_export import export_onnx as export
     from landfall.inference.loading import run_config
 
     texts: list[str] = []
     if quantize == "static":
-        import random
+        texts = calibration_texts(run_config(run_dir), calibration, calibration_size)
+    return export(run_dir, output, quantize=quantize, calibration_texts=texts,
+                  keep_float=keep_float)
 
-        from landfall.config import expand_env
-        from landfall.data.readers import read_texts
 
-        cfg = run_config(run_dir)
-        source = calibration or expand_env(cfg.data.train, "data.train")
-        texts = [e.text for e in read_texts(source, text_field=cfg.data.text_field)]
-        texts = random.Random(cfg.train.seed).sample(texts, min(calibration_size, len(texts)))
-    return export(run_dir, output, quantize=quantize, calibration_texts=texts)
+def compress(run_dir: str | Path, data: str, output: str | Path, *, max_drop: float = 0.5,
+             methods: Sequence[str] | None = None, include: Sequence[str | Path] = (),
+             limit: int = 0, latency_docs: int = 50, calibration: str | Path | None = None,
+             calibration_size: int = 256, overrides: Sequence[str] = ()) -> dict:
+    """Try compression recipes on ``run_dir``, measure each on ``data`` here, and write the
+    smallest within ``max_drop`` accuracy points as the run directory ``output`` (with the
+    table, JSON and Pareto plot under ``output/compress/``)."""
+    from landfall.compression.pipeline import compress as run
+
+    return run(run_dir, data, output, max_drop=max_drop, methods=methods, include=include,
+               limit=limit, latency_docs=latency_docs, calibration=calibration,
+               calibration_size=calibration_size, overrides=overrides)
+
+
+def prune(run_dir: str | Path, output: str | Path, overrides: list[str] | None = None) -> dict:
+    """Remove the least important heads and FFN neurons (``prune.*`` settings) and fine-tune
+    briefly to recover; writes the run directory ``output`` and returns its evaluation."""
+    from landfall.compression.prune import prune_run
+
+    return prune_run(run_dir, output, overrides)
+
+
+def distill(teacher: str | Path, output: str | Path, *, config: str | Path | None = None,
+            overrides: list[str] | None = None) -> dict:
+    """Train a smaller student (``distill.*`` settings) on the teacher run's soft targets;
+    writes the run directory ``output`` and returns its evaluation."""
+    from landfall.compression.distill import distill as run
+
+    return run(teacher, output, config=config, overrides=overrides)
+
+
+def serve(run_dir: str | Path, settings: dict | None = None) -> None:
+    """Serve ``run_dir`` over HTTP until SIGINT/SIGTERM; ``settings`` are ``[serve]`` fields.
+    ``landfall.serving.app.create_app`` gives the FastAPI app itself (for tests, ASGI hosts)."""
+    from landfall.config import build_config
+    from landfall.serving.app import serve as run
+
+    run(run_dir, build_config({"serve": settings or {}}).serve)
 
 
 def demo_config(overrides: list[str] | None = None) -> Config:
@@ -65,4 +101,4 @@ def demo(output: str | Path = "runs/demo", overrides: list[str] | None = None) -
 
 
 __all__ = ["train", "pretrain", "export_merged", "export_onnx", "evaluate", "predict",
-           "ensemble", "demo", "demo_config", "Config"]
+           "ensemble", "compress", "prune", "distill", "serve", "demo", "demo_config", "Config"]

@@ -215,6 +215,8 @@ def export_onnx(
         help="Static: texts to calibrate on (default: the run's training file).")] = None,
     calibration_size: Annotated[int, typer.Option(
         help="Static: calibrate on a seeded sample of this many texts.")] = 256,
+    keep_float: Annotated[str, typer.Option(
+        help="int8: comma-separated parts left in fp32 (embeddings, layer.<i>, head).")] = "",
 ) -> None:
     """Export a run to ONNX Runtime (graph-optimised; optionally int8). predict/evaluate load
     the result like the original run."""
@@ -222,10 +224,133 @@ def export_onnx(
 
     try:
         out = api_export(run_dir, output, quantize=quantize, calibration=calibration,
-                         calibration_size=calibration_size)
+                         calibration_size=calibration_size,
+                         keep_float=[p for p in keep_float.split(",") if p])
     except LandfallError as exc:
         _fail(exc)
     print(f"ONNX model ({quantize}) written to {out / 'model'}")
+
+
+@app.command()
+def compress(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory made by `landfall train`.")],
+    data: Annotated[str, typer.Option(help="Labelled file shaped like the training file.")],
+    output: Annotated[Path, typer.Option(help="Run directory to write (the chosen model).")],
+    max_drop: Annotated[float, typer.Option(
+        help="Accuracy budget: at most this many points below the original.")] = 0.5,
+    methods: Annotated[str, typer.Option(
+        help="Comma-separated recipes (default: all): torch-int8, onnx-fp32, "
+             "onnx-int8-dynamic, onnx-int8-static, prune, prune+onnx-int8-dynamic.")] = "",
+    include: Annotated[list[Path] | None, typer.Option(
+        help="Another run to measure beside them, e.g. a distilled student (repeatable).")
+    ] = None,
+    limit: Annotated[int, typer.Option(
+        help="Evaluate on a seeded stratified sample of this many documents (0 = all).")] = 0,
+    latency_docs: Annotated[int, typer.Option(
+        help="Documents timed one by one for the batch-1 latency.")] = 50,
+    calibration: Annotated[str | None, typer.Option(
+        help="Static int8: texts to calibrate on (default: the run's training file).")] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Try quantisation and pruning recipes, measure each here, keep the smallest within the
+    accuracy budget; writes a Markdown/JSON table and a Pareto plot."""
+    from landfall.api import compress as api_compress
+
+    try:
+        summary = api_compress(run_dir, data, output, max_drop=max_drop,
+                               methods=[m for m in methods.split(",") if m] or None,
+                               include=include or (), limit=limit, latency_docs=latency_docs,
+                               calibration=calibration, overrides=set_ or ())
+    except LandfallError as exc:
+        _fail(exc)
+    table = Table("method", "MB", "ms b1", "docs/s b32", "accuracy", "drop")
+    for r in summary["rows"]:
+        if "error" in r:
+            table.add_row(r["method"], "failed", "", "", "", r["error"][:60])
+            continue
+        style = "bold green" if r["method"] == summary["chosen"] else None
+        table.add_row(r["method"], f"{r['mb_on_disk']:.1f}", f"{r['latency_ms_b1']:.1f}",
+                      f"{r['docs_per_s_b32']:.1f}", f"{r['accuracy']:.2%}",
+                      f"{r['drop_points']:+.2f}", style=style)
+    Console().print(table)
+    print(f"chosen: {summary['chosen']} -> {output}  (table: {output / 'compress' / 'report.md'})")
+
+
+@app.command()
+def prune(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory made by `landfall train`.")],
+    output: Annotated[Path, typer.Option(help="Run directory to write.")],
+    set_: SetOpt = None,
+) -> None:
+    """Remove the least important attention heads and FFN neurons (prune.heads, prune.ffn),
+    then fine-tune briefly (prune.recovery_steps)."""
+    from landfall.api import prune as api_prune
+
+    try:
+        result = api_prune(run_dir, output, set_)
+    except LandfallError as exc:
+        _fail(exc)
+    t = result["train"]
+    print(f"parameters {t['params_before'] / 1e6:.2f} M -> {t['total_params'] / 1e6:.2f} M")
+    _print_result(result, output)
+
+
+@app.command()
+def distill(
+    teacher: Annotated[Path, typer.Option(help="The teacher: a run directory.")],
+    output: Annotated[Path, typer.Option(help="Run directory to write (the student).")],
+    student: Annotated[str | None, typer.Option(
+        help="layers:N (the teacher with N layers) or a model name/dir (distill.student).")
+    ] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Knowledge distillation: a smaller student learns the teacher's soft targets (and the
+    labels), optionally on unlabelled transfer text (distill.transfer)."""
+    from landfall.api import distill as api_distill
+
+    overrides = [*(set_ or []), *([f"distill.student={student}"] if student else [])]
+    try:
+        result = api_distill(teacher, output, config=config, overrides=overrides)
+    except LandfallError as exc:
+        _fail(exc)
+    _print_result(result, output)
+
+
+@app.command()
+def serve(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (PyTorch or ONNX).")],
+    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (default 8000).")] = None,
+    backend: Annotated[str | None, typer.Option(help="auto, torch or onnx.")] = None,
+    max_batch_size: Annotated[int | None, typer.Option(help="Windows per forward pass.")] = None,
+    max_wait_ms: Annotated[float | None, typer.Option(
+        help="How long a request waits for others to batch with.")] = None,
+    max_batch_tokens: Annotated[int | None, typer.Option(
+        help="Padded tokens per forward pass (0 = no limit).")] = None,
+    api_key_env: Annotated[str | None, typer.Option(
+        help="Environment variable holding the API key for /v1/*.")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Serve a run over HTTP: POST /v1/classify, /v1/model, /healthz, /readyz, /metrics,
+    /docs. Every serve.* config field also works as --set serve.FIELD=VALUE."""
+    import dataclasses
+
+    from landfall.api import serve as api_serve
+    from landfall.config import load_config
+
+    given = {"host": host, "port": port, "backend": backend, "max_batch_size": max_batch_size,
+             "max_wait_ms": max_wait_ms, "max_batch_tokens": max_batch_tokens,
+             "api_key_env": api_key_env}
+    try:
+        cfg = load_config(config, [*(set_ or []), *(f"serve.{k}={v}" for k, v in given.items()
+                                                       if v is not None)]).serve
+        console.print(f"serving {run_dir} on http://{cfg.host}:{cfg.port} "
+                      f"(docs: http://{cfg.host}:{cfg.port}/docs)", highlight=False)
+        api_serve(run_dir, dataclasses.asdict(cfg))
+    except LandfallError as exc:
+        _fail(exc)
 
 
 @app.command()

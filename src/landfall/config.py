@@ -195,6 +195,51 @@ class PeftConfig:
 
 
 @dataclass
+class DistillConfig:
+    student: str = _f(
+        "layers:3",
+        "layers:N = the teacher with N of its layers, evenly spaced (DistilBERT's every other "
+        "layer); or a model name / directory for a different, smaller model.",
+    )
+    temperature: float = _f(2.0, "Softmax temperature of the soft targets.", gt=0.0)
+    alpha: float = _f(0.5, "Weight of the soft-target KL loss; 1 - alpha weighs the hard "
+                      "labels (transfer texts have only the soft loss).", ge=0.0, le=1.0)
+    transfer: str = _f("", "Unlabelled texts (any reader) the teacher labels softly for the "
+                       "student, e.g. IMDb's unsup.jsonl.gz. Empty = training set only.")
+    transfer_limit: int = _f(0, "Use at most this many transfer texts (0 = all).", ge=0)
+
+
+@dataclass
+class PruneConfig:
+    heads: float = _f(0.25, "Share of attention heads removed from every layer.", ge=0.0, lt=1.0)
+    ffn: float = _f(0.5, "Share of feed-forward neurons removed from every layer.",
+                    ge=0.0, lt=1.0)
+    importance_batches: int = _f(32, "Training batches that score heads and neurons.", ge=1)
+    recovery_steps: int = _f(200, "Fine-tuning steps after pruning (0 = none).", ge=0)
+
+
+@dataclass
+class ServeConfig:
+    host: str = _f("127.0.0.1", "Address to bind; 127.0.0.1 unless you mean to expose it.")
+    port: int = _f(8000, "TCP port.", ge=0, le=65535)
+    backend: str = _f("auto", "auto (the run's own), torch, or onnx (a PyTorch run is "
+                      "exported to ONNX Runtime at start-up).", choices=("auto", "torch", "onnx"))
+    max_batch_size: int = _f(32, "Most sequences (windows) in one forward pass.", ge=1)
+    max_wait_ms: float = _f(5.0, "How long the first queued request waits for company.", ge=0.0)
+    max_batch_tokens: int = _f(8192, "Most padded tokens in one forward pass (0 = no limit).",
+                               ge=0)
+    max_queue: int = _f(1024, "Most windows waiting; beyond it requests get 503 + Retry-After.",
+                        ge=1)
+    max_texts: int = _f(64, "Most texts in one request (413 beyond).", ge=1)
+    max_chars: int = _f(100_000, "Most characters in one text (413 beyond).", ge=1)
+    max_body_bytes: int = _f(4_000_000, "Largest request body in bytes (413 beyond).", ge=1)
+    timeout_s: float = _f(30.0, "Per-request limit from arrival to answer (504 beyond).", gt=0.0)
+    threads: int = _f(0, "Torch / ONNX Runtime threads (0 = their default: all cores).", ge=0)
+    api_key_env: str = _f("", "Name of an environment variable holding the API key; when set, "
+                          "/v1/* needs 'Authorization: Bearer KEY' or 'X-API-Key: KEY'.")
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -203,6 +248,9 @@ class Config:
     oos: OOSConfig = field(default_factory=OOSConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     peft: PeftConfig = field(default_factory=PeftConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
@@ -216,6 +264,9 @@ SECTIONS: dict[str, type] = {
     "oos": OOSConfig,
     "pretrain": PretrainConfig,
     "peft": PeftConfig,
+    "distill": DistillConfig,
+    "prune": PruneConfig,
+    "serve": ServeConfig,
 }
 
 

@@ -15,6 +15,8 @@ from landfall.inference.adapters import is_adapter_dir, load_adapter_model
 from landfall.inference.ensemble import EnsemblePredictor, is_ensemble, load_ensemble, member_dirs
 from landfall.inference.onnx_backend import OnnxClassifier, is_onnx_dir
 from landfall.inference.predictor import Predictor
+from landfall.inference.pruned import is_pruned_dir, load_pruned
+from landfall.inference.torch_int8 import is_torch_int8, quantize_linear
 
 
 def run_config(run_dir: str | Path, overrides: list[str] | None = None) -> Config:
@@ -59,9 +61,15 @@ def load_run(
         return Predictor(model, tokenizer, _labels(model.config), spec, batch_size=batch_size)
     if is_adapter_dir(path):
         model = load_adapter_model(path, resolve_model(cfg.model.name))
+    elif is_pruned_dir(path):
+        model = load_pruned(path)
     else:
         model = AutoModelForSequenceClassification.from_pretrained(path)
+    if is_torch_int8(path):
+        model = quantize_linear(model)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if is_torch_int8(path):
+        dev = torch.device("cpu")  # torch's dynamic int8 kernels are CPU-only
     model.to(dev).eval()
     labels = _labels(model.config)
     bf16 = dev.type == "cuda" and cfg.train.precision != "fp32" and \

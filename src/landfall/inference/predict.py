@@ -1,15 +1,49 @@
-"""``landfall predict``: a file of texts in, a JSONL file of labels and probabilities out."""
+"""``landfall predict``: a file of texts in, a JSONL file of labels and probabilities out.
+
+Output is streamed: rows are appended to ``OUTPUT.partial`` chunk by chunk (flushed and
+fsynced), and renamed to ``OUTPUT`` at the end. If the process dies, the next call with the
+same run, input and output continues after the last complete row instead of starting over
+(``OUTPUT.partial.json`` records what the partial file belongs to).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from landfall import runs
 from landfall.data.readers import read_texts
 from landfall.inference.loading import run_config
 from landfall.inference.predictor import Predictor
-from landfall.inference.rejection import load_rule
+from landfall.inference.results import Labeller
+from landfall.utils.progress import progress_bar
+
+CHUNK = 1024  # texts per chunk: progress and resume granularity
+
+
+def _fingerprint(run_dir: Path, input: Path) -> dict:
+    st = input.stat()
+    return {"run": str(Path(run_dir).resolve()), "input": str(input.resolve()),
+            "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _done_rows(partial: Path, meta: Path, fingerprint: dict) -> int:
+    """Complete rows of a matching partial output (0 when there is none or it differs);
+    a torn last line is cut off."""
+    if not (partial.exists() and meta.exists()):
+        return 0
+    try:
+        if json.loads(meta.read_text()) != fingerprint:
+            return 0
+    except ValueError:
+        return 0
+    data = partial.read_bytes()
+    keep = data[: data.rfind(b"\n") + 1]
+    if len(keep) != len(data):
+        with open(partial, "r+b") as fh:
+            fh.truncate(len(keep))
+    return keep.count(b"\n")
 
 
 def predict_file(
@@ -27,20 +61,28 @@ def predict_file(
     """
     cfg = run_config(run_dir)
     examples = read_texts(input, text_field=text_field or cfg.data.text_field)
+    output = Path(output)
+    partial, meta = Path(f"{output}.partial"), Path(f"{output}.partial.json")
+    fingerprint = _fingerprint(Path(run_dir), Path(input)) if Path(input).is_file() else None
+    done = _done_rows(partial, meta, fingerprint) if fingerprint else 0
+    if not done:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(b"")
+        if fingerprint:
+            runs.write_json(meta, fingerprint)
     predictor = Predictor.from_run(run_dir, batch_size=batch_size)
-    pred = predictor.predict([e.text for e in examples], progress=True)
-    labels = predictor.labels
-    rule = load_rule(run_dir)
-    names = rule.label_names(labels) if rule else labels
-    ids = rule.label_ids(pred) if rule else pred.label_ids
-    oos_scores = rule.scores(pred) if rule else None
-    lines = []
-    for i, (ex, p, w) in enumerate(zip(examples, pred.probs, pred.windows, strict=True)):
-        row = {"line": ex.line, "label": names[int(ids[i])],
-               "probs": {lab: round(float(q), 6) for lab, q in zip(labels, p, strict=True)},
-               "windows": int(w)}
-        if oos_scores is not None:
-            row["oos_score"] = round(float(oos_scores[i]), 6)
-        lines.append(json.dumps(row) + "\n")
-    runs.write_text(output, "".join(lines))
-    return {"n": len(lines), "output": str(output)}
+    labeller = Labeller.for_run(run_dir)
+    with open(partial, "ab") as fh, progress_bar(total=len(examples), initial=done,
+                                                 desc="predicting", unit="text") as bar:
+        for start in range(done, len(examples), CHUNK):
+            chunk = examples[start : start + CHUNK]
+            pred = predictor.predict([e.text for e in chunk])
+            rows = labeller.rows(pred)
+            fh.write("".join(json.dumps({"line": ex.line, **row}) + "\n"
+                             for ex, row in zip(chunk, rows, strict=True)).encode())
+            fh.flush()
+            os.fsync(fh.fileno())
+            bar.update(len(chunk))
+    os.replace(partial, output)
+    meta.unlink(missing_ok=True)
+    return {"n": len(examples), "output": str(output), "resumed_from": done}

@@ -16,3 +16,8 @@ def progress_bar(total: int | None = None, desc: str = "", disable: bool = False
     elif not sys.stderr.isatty():
         kw.setdefault("mininterval", 10.0)  # logs: a line every 10 s, not a flood
     return tqdm(total=total, desc=desc, disable=disable, dynamic_ncols=True, **kw)
+
+
+def log(message: str) -> None:
+    """A status line on stderr that does not break an open progress bar."""
+    tqdm.write(message, file=sys.stderr)

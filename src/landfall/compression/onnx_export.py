@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from landfall import runs
+from landfall.compression.measure import dir_bytes
 from landfall.errors import LandfallError
 from landfall.inference.onnx_backend import ONNX_FILE
 
@@ -37,7 +38,8 @@ def export_graph(model: torch.nn.Module, path: Path, opset: int = OPSET) -> None
     """fp32 ONNX graph with inputs input_ids, attention_mask and output logits, dynamic in
     batch and sequence length."""
     model = model.float().eval().cpu()
-    ids = torch.full((2, 16), 1000, dtype=torch.long)
+    token = min(1000, model.config.vocab_size - 1)  # any real token: shapes are what matter
+    ids = torch.full((2, 16), token, dtype=torch.long)
     mask = torch.ones_like(ids)
     axes = {"input_ids": {0: "batch", 1: "sequence"},
             "attention_mask": {0: "batch", 1: "sequence"}, "logits": {0: "batch"}}
@@ -85,17 +87,56 @@ class _Calibration:
         self.it = iter(self.batches)
 
 
-def quantise(src: Path, dst: Path, method: str, calibration=None) -> None:
+def node_groups(path: Path) -> dict[str, list[str]]:
+    """Quantisable nodes of a graph by model part: ``embeddings``, ``layer.<i>``, ``head``
+    (pooler and classifier). Fused Attention nodes lose their layer in the name; they come
+    in layer order."""
+    import re
+
+    import onnx
+
+    groups: dict[str, list[str]] = {}
+    n_attention = 0
+    for node in onnx.load(str(path), load_external_data=False).graph.node:
+        if node.op_type not in ("MatMul", "Gather", "Attention", "Gemm",
+                                "EmbedLayerNormalization"):
+            continue
+        m = re.search(r"/layer\.(\d+)/", node.name)
+        if node.op_type == "Attention":
+            group = f"layer.{n_attention}"
+            n_attention += 1
+        elif m:
+            group = f"layer.{m.group(1)}"
+        elif "embeddings" in node.name or node.op_type == "EmbedLayerNormalization":
+            group = "embeddings"
+        elif "pooler" in node.name or "classifier" in node.name:
+            group = "head"
+        else:
+            continue
+        groups.setdefault(group, []).append(node.name)
+    return groups
+
+
+def quantise(src: Path, dst: Path, method: str, calibration=None,
+             keep_float: Sequence[str] = ()) -> None:
+    """int8-quantise the graph ``src`` into ``dst``; the ``node_groups`` named in
+    ``keep_float`` stay in fp32."""
     from onnx import TensorProto
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     # the fused graph holds com.microsoft ops that ONNX shape inference cannot type
     extra = {"DefaultTensorType": TensorProto.FLOAT}
+    groups = node_groups(src) if keep_float else {}
+    unknown = sorted(set(keep_float) - set(groups))
+    if unknown:
+        raise LandfallError(f"keep_float: no such part {unknown}; the graph has "
+                            f"{sorted(groups)}")
+    exclude = [n for g in keep_float for n in groups[g]]
     if method == "dynamic":
         # Gather too: the 30 k x 384 word-embedding table is half of MiniLM's weights
         quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=False,
                          op_types_to_quantize=["MatMul", "Gather", "Attention", "Gemm"],
-                         extra_options=extra)
+                         nodes_to_exclude=exclude, extra_options=extra)
     elif method == "static":
         if calibration is None:
             raise LandfallError("static quantisation needs calibration texts")
@@ -110,6 +151,7 @@ def quantise(src: Path, dst: Path, method: str, calibration=None) -> None:
             quantize_static(str(pre), str(dst), calibration, quant_format=QuantFormat.QDQ,
                             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                             per_channel=True, op_types_to_quantize=["MatMul"],
+                            nodes_to_exclude=exclude,
                             extra_options={"ActivationSymmetric": True})
         finally:
             pre.unlink(missing_ok=True)
@@ -118,7 +160,8 @@ def quantise(src: Path, dst: Path, method: str, calibration=None) -> None:
 
 
 def export_onnx(run_dir: str | Path, output: str | Path, *, quantize: str = "none",
-                calibration_texts: Sequence[str] = (), optimise: bool = True) -> Path:
+                calibration_texts: Sequence[str] = (), optimise: bool = True,
+                keep_float: Sequence[str] = ()) -> Path:
     """Write ``output`` as an ONNX Runtime run directory made from the run ``run_dir``."""
     from landfall.inference.adapters import merged
     from landfall.inference.ensemble import is_ensemble
@@ -161,7 +204,7 @@ def export_onnx(run_dir: str | Path, output: str | Path, *, quantize: str = "non
             if quantize == "none":
                 shutil.copyfile(fused, tmp / ONNX_FILE)
             else:
-                quantise(fused, tmp / ONNX_FILE, quantize, calibration)
+                quantise(fused, tmp / ONNX_FILE, quantize, calibration, keep_float)
         model.config.save_pretrained(tmp)
         predictor.tokenizer.save_pretrained(tmp)
 
@@ -173,14 +216,20 @@ def export_onnx(run_dir: str | Path, output: str | Path, *, quantize: str = "non
     runs.write_json(output / "compression.json", {
         "source": str(run_dir), "backend": "onnxruntime", "quantize": quantize,
         "optimised": optimise and quantize != "static", "opset": OPSET,
+        "kept_in_float": list(keep_float) if quantize != "none" else [],
         "calibration_texts": len(calibration_texts) if quantize == "static" else 0,
         "source_model_bytes": dir_bytes(src_model),
         "model_bytes": dir_bytes(output / runs.MODEL)})
     return output
 
 
-def dir_bytes(path: Path, weights_only: bool = True) -> int:
-    """Size on disk of a model directory (weights files only by default)."""
-    exts = {".safetensors", ".onnx", ".bin", ".data"}
-    return sum(f.stat().st_size for f in Path(path).rglob("*")
-               if f.is_file() and (not weights_only or f.suffix in exts))
+def calibration_texts(cfg, source: str | Path | None = None, size: int = 256) -> list[str]:
+    """A seeded sample of ``size`` texts from ``source`` (default: the run's training file)."""
+    import random
+
+    from landfall.config import expand_env
+    from landfall.data.readers import read_texts
+
+    source = source or expand_env(cfg.data.train, "data.train")
+    texts = [e.text for e in read_texts(source, text_field=cfg.data.text_field)]
+    return random.Random(cfg.train.seed).sample(texts, min(size, len(texts)))

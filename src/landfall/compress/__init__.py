@@ -1,1 +1,0 @@
-"""Compression: ONNX export and quantisation (more methods: pruning, distillation)."""

@@ -1,0 +1,101 @@
+"""The compression recipes ``landfall compress`` can try, each a function
+``(source run, output dir, context) -> output dir`` that writes a loadable run directory.
+
+A new method is a new function here (and its module in ``compress/``), registered in
+``RECIPES``; a recipe that needs another's result names it in ``NEEDS``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from landfall import runs
+from landfall.errors import LandfallError
+
+
+@dataclass
+class Context:
+    """What recipes may use besides the source run."""
+
+    calibration_texts: list[str] = field(default_factory=list)  # static int8
+    overrides: list[str] = field(default_factory=list)  # config overrides for pruning
+    keep_float: list[str] = field(default_factory=list)  # ONNX int8: parts left in fp32
+    made: dict[str, Path] = field(default_factory=dict)  # recipe name -> its output
+
+
+def torch_int8(src: Path, out: Path, ctx: Context) -> Path:
+    """PyTorch dynamic int8 of every Linear, applied at load (landfall.inference.torch_int8)."""
+    from landfall.inference.loading import model_dir
+    from landfall.inference.onnx_backend import is_onnx_dir
+    from landfall.inference.torch_int8 import KEY, VALUE
+
+    path = model_dir(src)
+    if is_onnx_dir(path) or not (path / "model.safetensors").exists():
+        raise LandfallError(f"{src}: torch int8 needs a PyTorch model with merged weights")
+
+    def write(tmp: Path) -> None:
+        for f in path.iterdir():
+            if f.is_file():
+                shutil.copyfile(f, tmp / f.name)
+        cfg = json.loads((tmp / "config.json").read_text())
+        cfg[KEY] = VALUE
+        (tmp / "config.json").write_text(json.dumps(cfg, indent=2))
+
+    runs.save_dir(out / runs.MODEL, write)
+    _copy_run_files(src, out)
+    runs.write_json(out / "compression.json", {"source": str(src), "backend": "torch",
+                                               "quantize": "dynamic int8 (Linear)"})
+    return out
+
+
+def _copy_run_files(src: Path, out: Path) -> None:
+    for name in (runs.CONFIG, runs.OOS):
+        if (src / name).exists():
+            shutil.copyfile(src / name, out / name)
+
+
+def _onnx(quantize: str, keep_float: bool = False) -> Callable[[Path, Path, Context], Path]:
+    def recipe(src: Path, out: Path, ctx: Context) -> Path:
+        from landfall.compression.onnx_export import export_onnx
+
+        return export_onnx(src, out, quantize=quantize,
+                           calibration_texts=ctx.calibration_texts,
+                           keep_float=ctx.keep_float if keep_float else ())
+
+    recipe.__doc__ = f"ONNX Runtime, graph-optimised, int8 {quantize}" if quantize != "none" \
+        else "ONNX Runtime fp32, graph-optimised"
+    return recipe
+
+
+def prune(src: Path, out: Path, ctx: Context) -> Path:
+    """Structured pruning of heads and FFN neurons plus a recovery fine-tune."""
+    from landfall.compression.prune import prune_run
+
+    prune_run(src, out, ctx.overrides)
+    return out
+
+
+def pruned_onnx_int8(src: Path, out: Path, ctx: Context) -> Path:
+    """The pruned model, then ONNX int8 dynamic."""
+    return _onnx("dynamic")(ctx.made["prune"], out, ctx)
+
+
+RECIPES: dict[str, Callable[[Path, Path, Context], Path]] = {
+    "torch-int8": torch_int8,
+    "onnx-fp32": _onnx("none"),
+    "onnx-int8-dynamic": _onnx("dynamic"),
+    "onnx-int8-static": _onnx("static"),
+    "prune": prune,
+    "prune+onnx-int8-dynamic": pruned_onnx_int8,
+}
+NEEDS = {"prune+onnx-int8-dynamic": "prune"}
+DEFAULT = list(RECIPES)
+
+
+def keep_float_recipe() -> Callable[[Path, Path, Context], Path]:
+    """ONNX int8 dynamic with ``ctx.keep_float`` parts in fp32 (found by ``compress``)."""
+    return _onnx("dynamic", keep_float=True)

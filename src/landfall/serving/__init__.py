@@ -1,0 +1,1 @@
+"""Serving: a run directory behind HTTP with dynamic batching, limits and metrics."""

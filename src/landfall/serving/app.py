@@ -1,0 +1,323 @@
+"""``landfall serve``: any run directory behind FastAPI, with dynamic batching and limits.
+
+Endpoints: ``POST /v1/classify``, ``GET /v1/model``, ``GET /healthz`` (process up),
+``GET /readyz`` (model loaded and warmed up), ``GET /metrics`` (Prometheus), ``/docs``.
+
+The model loads in a background thread after the server starts, so ``/healthz`` answers at
+once and ``/readyz`` (and ``/v1/classify``) say 503 until the warm-up pass is done.
+Tokenisation runs in a worker thread and inference in the batcher's thread: the event loop
+only parses, queues and answers, so health checks stay fast under load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import threading
+import time
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from landfall.config import ServeConfig
+from landfall.data.windows import aggregate_logits, make_windows
+from landfall.errors import LandfallError
+from landfall.inference.predictor import Prediction, softmax
+from landfall.inference.results import Labeller
+from landfall.serving.batcher import Batcher, BatchStats, Closed, QueueFull
+from landfall.serving.metrics import Metrics
+
+RETRY_AFTER_S = 1
+
+
+class ClassifyRequest(BaseModel):
+    texts: list[str] = Field(description="Texts to classify (1 to max_texts, each non-empty).")
+
+
+class TextResult(BaseModel):
+    label: str = Field(description="Predicted label (the run's out-of-scope label if rejected).")
+    probs: dict[str, float] = Field(description="Class probabilities.")
+    windows: int = Field(description="Windows the text was split into (long texts > 1).")
+    oos_score: float | None = Field(None, description="In-scope score, when the run has a rule.")
+
+
+class ClassifyResponse(BaseModel):
+    results: list[TextResult]
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, detail: str, reason: str, retry: bool = False) -> None:
+        self.status, self.detail, self.reason, self.retry = status, detail, reason, retry
+
+
+def _check_texts(payload: Any, cfg: ServeConfig) -> list[str]:
+    """The request's texts, or a _Refused naming the field that is wrong."""
+    if not isinstance(payload, dict) or "texts" not in payload:
+        raise _Refused(422, "body must be a JSON object with a 'texts' list", "invalid")
+    texts = payload["texts"]
+    if not isinstance(texts, list):
+        raise _Refused(422, f"texts: expected a list of strings, got {type(texts).__name__}",
+                       "invalid")
+    if not texts:
+        raise _Refused(422, "texts: the list is empty", "invalid")
+    if len(texts) > cfg.max_texts:
+        raise _Refused(413, f"texts: {len(texts)} texts, the limit is {cfg.max_texts} per "
+                       "request", "too_many_texts")
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise _Refused(422, f"texts[{i}]: expected a string, got {type(t).__name__}",
+                           "invalid")
+        if not t.strip():
+            raise _Refused(422, f"texts[{i}]: empty text", "invalid")
+        if len(t) > cfg.max_chars:
+            raise _Refused(413, f"texts[{i}]: {len(t)} characters, the limit is "
+                           f"{cfg.max_chars}", "text_too_long")
+    return texts
+
+
+class Service:
+    """The loaded model and its batcher; ``ready`` once warmed up."""
+
+    def __init__(self, run_dir: Path, cfg: ServeConfig, metrics: Metrics) -> None:
+        self.run_dir, self.cfg, self.metrics = run_dir, cfg, metrics
+        self.ready = threading.Event()
+        self.error: str | None = None
+        self.predictor = None
+        self.batcher: Batcher | None = None
+        self.labeller = Labeller.for_run(run_dir)
+        self.backend = ""
+
+    def load(self) -> None:
+        try:
+            self._load()
+        except Exception as exc:  # noqa: BLE001 - reported by /readyz and the log
+            self.error = f"{type(exc).__name__}: {exc}"
+            print(f"landfall serve: loading {self.run_dir} failed: {self.error}", flush=True)
+
+    def _load(self) -> None:
+        import torch
+
+        from landfall.inference.loading import load_run, model_dir
+        from landfall.inference.onnx_backend import is_onnx_dir
+
+        if self.cfg.threads:
+            torch.set_num_threads(self.cfg.threads)
+        run = self.run_dir
+        onnx_run = is_onnx_dir(model_dir(run))
+        if self.cfg.backend == "torch" and onnx_run:
+            raise LandfallError(f"{run}: an ONNX run cannot be served by torch")
+        if self.cfg.backend == "onnx" and not onnx_run:
+            run = _onnx_copy(run)
+        predictor = load_run(run, batch_size=self.cfg.max_batch_size)
+        predictor.max_tokens = self.cfg.max_batch_tokens
+        self.backend = "torch" if predictor.is_torch else "onnx"
+        self.predictor = predictor
+        # warm-up: a full batch at the run's window length (allocations, ORT's first run)
+        n = predictor.spec.max_length - 2
+        ids = predictor.tokenizer("warm up " * n, add_special_tokens=False)["input_ids"][:n]
+        dummy = [predictor.add_special(ids)] * self.cfg.max_batch_size
+        predictor.window_logits(dummy[:1])
+        predictor.window_logits(dummy)
+        self.batcher = Batcher(predictor.window_logits, max_batch_size=self.cfg.max_batch_size,
+                               max_wait_ms=self.cfg.max_wait_ms,
+                               max_batch_tokens=self.cfg.max_batch_tokens,
+                               max_queue=self.cfg.max_queue,
+                               stats=BatchStats(self.metrics.on_batch, self.metrics.on_queue))
+        self.ready.set()
+
+    def windows(self, texts: list[str]):
+        from landfall.data.tokens import tokenize
+
+        p = self.predictor
+        docs = tokenize(texts, p.tokenizer, cache=False)
+        return make_windows(docs, p.spec, p.add_special)
+
+    def results(self, logits: np.ndarray, owner: list[int], n: int) -> list[dict]:
+        p = self.predictor
+        agg = aggregate_logits(logits, owner, n, p.spec.aggregate)
+        counts = np.bincount(np.asarray(owner, dtype=np.int64), minlength=n)
+        return self.labeller.rows(Prediction(softmax(agg), counts, p.labels, agg))
+
+    def info(self) -> dict:
+        p = self.predictor
+        rule = self.labeller.rule
+        return {"run": str(self.run_dir), "backend": self.backend, "labels": p.labels,
+                "model_type": getattr(p.model.config, "model_type", None),
+                "max_length": p.spec.max_length, "truncation": p.spec.truncation,
+                "aggregate": p.spec.aggregate,
+                "oos": {"label": rule.label, "method": rule.method} if rule else None,
+                "limits": {k: v for k, v in asdict(self.cfg).items()
+                           if k.startswith("max_") or k == "timeout_s"}}
+
+
+def _onnx_copy(run_dir: Path) -> Path:
+    """The run exported to ONNX Runtime (fp32, fused), cached by the weights' identity."""
+    from landfall.compression.onnx_export import export_onnx
+    from landfall.hub import cache_dir
+    from landfall.inference.loading import model_dir
+
+    src = model_dir(run_dir)
+    stamp = ";".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}"
+                     for f in sorted(src.iterdir()) if f.is_file())
+    key = hashlib.sha256(f"{src.resolve()};{stamp}".encode()).hexdigest()[:16]
+    out = cache_dir() / "onnx" / key
+    if not (out / "model" / "model.onnx").exists():
+        export_onnx(run_dir, out)
+    return out
+
+
+def _api_key(cfg: ServeConfig) -> str | None:
+    if not cfg.api_key_env:
+        return None
+    key = os.environ.get(cfg.api_key_env)
+    if not key:
+        raise LandfallError(f"--api-key-env {cfg.api_key_env}: that environment variable is "
+                            "not set (or empty)")
+    return key
+
+
+def create_app(run_dir: str | Path, cfg: ServeConfig | None = None) -> FastAPI:
+    """The FastAPI app serving ``run_dir`` (the model loads in the background)."""
+    from landfall.inference.ensemble import is_ensemble
+    from landfall.inference.loading import model_dir
+
+    cfg = cfg or ServeConfig()
+    run_dir = Path(run_dir)
+    if is_ensemble(run_dir):
+        raise LandfallError(f"{run_dir}: serving an ensemble is not supported yet; serve a "
+                            "member, or predict with the ensemble offline")
+    model_dir(run_dir)  # fail now, with a clear message, if there is no model
+    key = _api_key(cfg)
+    metrics = Metrics()
+    service = Service(run_dir, cfg, metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        loader = threading.Thread(target=service.load, name="landfall-load", daemon=True)
+        loader.start()
+        yield
+        # uvicorn has stopped accepting and waited for in-flight requests; finish the queue
+        if service.batcher is not None:
+            await run_in_threadpool(service.batcher.close, True, 60.0)
+
+    app = FastAPI(title="Landfall", version="1", lifespan=lifespan,
+                  description=f"Text classification with `{run_dir}`.")
+    app.state.service = service
+    app.state.metrics = metrics
+
+    def refuse(exc: _Refused) -> JSONResponse:
+        metrics.rejected.labels(exc.reason).inc()
+        headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.retry else None
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=headers)
+
+    @app.middleware("http")
+    async def count(request: Request, call_next):
+        t = time.perf_counter()
+        path = request.url.path
+        if key and path.startswith("/v1/"):
+            given = request.headers.get("x-api-key") or request.headers.get(
+                "authorization", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(given.encode(), key.encode()):
+                response = refuse(_Refused(401, "missing or wrong API key", "unauthorised"))
+                metrics.requests.labels(path, "401").inc()
+                return response
+        response = await call_next(request)
+        known = path in ("/v1/classify", "/v1/model", "/healthz", "/readyz", "/metrics")
+        label = path if known else "other"
+        metrics.requests.labels(label, str(response.status_code)).inc()
+        metrics.latency.labels(label).observe(time.perf_counter() - t)
+        return response
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        """The process is up and answering."""
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        """The model is loaded and warmed up (503 until then, or if loading failed)."""
+        if service.ready.is_set():
+            return JSONResponse({"status": "ready", "backend": service.backend})
+        body = {"status": "failed", "error": service.error} if service.error else \
+            {"status": "loading"}
+        return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        """Prometheus metrics: requests by status, latency, batch sizes, queue, tokens."""
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/v1/model")
+    async def model_info() -> JSONResponse:
+        """Labels, model metadata, long-text strategy and limits."""
+        if not service.ready.is_set():
+            return refuse(_Refused(503, "model is loading", "not_ready", retry=True))
+        return JSONResponse(service.info())
+
+    schema = {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": ClassifyRequest.model_json_schema()}}}}
+
+    @app.post("/v1/classify", response_model=ClassifyResponse, openapi_extra=schema,
+              responses={413: {"description": "Too many texts, a text or the body too long"},
+                         422: {"description": "Malformed JSON or wrong field types"},
+                         503: {"description": "Loading, or the queue is full (Retry-After)"},
+                         504: {"description": "Not answered within timeout_s"}})
+    async def classify(request: Request):
+        """Classify texts: per text the label, class probabilities and window count."""
+        t0 = time.monotonic()
+        try:
+            size = int(request.headers.get("content-length") or 0)
+            if size > cfg.max_body_bytes:
+                raise _Refused(413, f"body of {size} bytes, the limit is {cfg.max_body_bytes}",
+                               "body_too_large")
+            body = await request.body()
+            if len(body) > cfg.max_body_bytes:
+                raise _Refused(413, f"body of {len(body)} bytes, the limit is "
+                               f"{cfg.max_body_bytes}", "body_too_large")
+            try:
+                payload = json.loads(body)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise _Refused(422, f"body is not valid JSON: {exc}", "invalid") from None
+            texts = _check_texts(payload, cfg)
+            if not service.ready.is_set():
+                raise _Refused(503, "model is loading", "not_ready", retry=True)
+            windows, owner = await run_in_threadpool(service.windows, texts)
+            try:
+                future = service.batcher.submit(windows)
+            except QueueFull as exc:
+                raise _Refused(503, f"server busy: {exc}", "queue_full", retry=True) from None
+            except Closed:
+                raise _Refused(503, "server is shutting down", "closing", retry=True) from None
+            left = cfg.timeout_s - (time.monotonic() - t0)
+            try:
+                logits = await asyncio.wait_for(asyncio.wrap_future(future), max(left, 0.001))
+            except TimeoutError:
+                future.cancel()  # skipped by the batcher if it has not started
+                raise _Refused(504, f"not answered within {cfg.timeout_s} s", "timeout") \
+                    from None
+        except _Refused as exc:
+            return refuse(exc)
+        metrics.texts.inc(len(texts))
+        return {"results": service.results(logits, owner, len(texts))}
+
+    return app
+
+
+def serve(run_dir: str | Path, cfg: ServeConfig | None = None) -> None:
+    """Run the server until SIGINT/SIGTERM (in-flight requests are finished first)."""
+    import uvicorn
+
+    cfg = cfg or ServeConfig()
+    app = create_app(run_dir, cfg)
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="info", access_log=False,
+                timeout_graceful_shutdown=max(cfg.timeout_s, 5))
