@@ -73,7 +73,7 @@ def _peer(run_dir: Path, out: Path, optimise: bool) -> Path:
 def table(a) -> None:
     from landfall.api import compress
     from landfall.compression.measure import measure
-    from landfall.compression.pipeline import _load_eval
+    from landfall.compression.pipeline import load_eval, relative
     from landfall.utils.quiet import quiet_transformers
 
     quiet_transformers()
@@ -86,15 +86,12 @@ def table(a) -> None:
     summary["compress_seconds"] = time.perf_counter() - t
     rows = summary["rows"]
     ref = rows[0]
-    _, texts, y, labels = _load_eval(a.run_dir, data, 0, 0)
+    _, texts, y, labels = load_eval(a.run_dir, data, 0, 0)
     for name, optimise in (("peer: ORT quantize_dynamic, docs defaults", False),
                            ("peer: ORT transformer optimiser + quantize_dynamic defaults", True)):
         path = _peer(a.run_dir, WORK / ("peer-opt" if optimise else "peer"), optimise)
-        r = {"method": name, "path": str(path), **measure(path, texts, y, labels,
-                                                          latency_docs=a.latency_docs)}
-        r["drop_points"] = 100 * (ref["accuracy"] - r["accuracy"])
-        r["speedup_b32"] = r["docs_per_s_b32"] / ref["docs_per_s_b32"]
-        r["smaller"] = ref["mb_on_disk"] / r["mb_on_disk"]
+        r = relative({"method": name, "path": str(path),
+                      **measure(path, texts, y, labels, latency_docs=a.latency_docs)}, ref)
         rows.append(r)
         print(json.dumps(r), flush=True)
     Path(a.out).write_text(json.dumps(summary, indent=2) + "\n")

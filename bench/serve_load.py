@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gzip
 import json
 import os
 import random
@@ -33,13 +32,14 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RESULTS = Path(__file__).parent / "results"
 
 
-def texts(n: int = 2000) -> list[str]:
-    out = []
-    with gzip.open(DATA / "imdb" / "train.jsonl.gz", "rt") as fh:
-        for line in fh:
-            out.append(json.loads(line)["text"])
-            if len(out) >= n:
-                break
+TEXTS = str(DATA / "imdb" / "train.jsonl.gz")
+
+
+def texts(path: str = "", n: int = 2000) -> list[str]:
+    """``n`` texts (the ``text`` field) of a JSONL(.gz) or CSV file, shuffled."""
+    from landfall.data.readers import read_texts
+
+    out = [e.text for e in read_texts(path or TEXTS, limit=n)]
     random.Random(0).shuffle(out)
     return out
 
@@ -159,7 +159,7 @@ def rss_mb(proc: subprocess.Popen) -> float:
 
 
 def cmd_load(a) -> None:
-    pool = texts()
+    pool = texts(a.texts)
     out = {"run": a.run, "seconds": a.seconds, "rows": []}
     for kind in ("ours", "naive"):
         proc, url = start(kind, a.run, a.serve_args)
@@ -179,11 +179,11 @@ def cmd_load(a) -> None:
         print(f"| {c} | {o['texts_per_s']:.1f} | {n['texts_per_s']:.1f} "
               f"| {o['texts_per_s'] / max(n['texts_per_s'], 1e-9):.2f} "
               f"| {o['p50_ms']:.0f} / {o['p99_ms']:.0f} | {n['p50_ms']:.0f} / {n['p99_ms']:.0f} |")
-    (RESULTS / "serve_load.json").write_text(json.dumps(out, indent=2) + "\n")
+    (RESULTS / f"serve_load{a.out_suffix}.json").write_text(json.dumps(out, indent=2) + "\n")
 
 
 def cmd_soak(a) -> None:
-    pool = texts()
+    pool = texts(a.texts)
     proc, url = start("ours", a.run, a.serve_args)
     try:
         asyncio.run(closed_loop(url, pool, a.clients, 30))  # warm-up
@@ -206,11 +206,11 @@ def cmd_soak(a) -> None:
            "rss_growth_pct": 100 * (samples[-1][1] / samples[0][1] - 1),
            "texts_per_s": statistics.mean(r["texts_per_s"] for r in rows)}
     print(json.dumps(out))
-    (RESULTS / "serve_soak.json").write_text(json.dumps(out, indent=2) + "\n")
+    (RESULTS / f"serve_soak{a.out_suffix}.json").write_text(json.dumps(out, indent=2) + "\n")
 
 
 def cmd_overload(a) -> None:
-    pool = texts()
+    pool = texts(a.texts)
     proc, url = start("ours", a.run, a.serve_args)
     try:
         cap = asyncio.run(closed_loop(url, pool, 32, 15))["texts_per_s"]
@@ -226,7 +226,7 @@ def cmd_overload(a) -> None:
     proc.wait(60)
     print(json.dumps(term), flush=True)
     out = {"overload_2x": over, "sigterm_at_capacity": term}
-    (RESULTS / "serve_overload.json").write_text(json.dumps(out, indent=2) + "\n")
+    (RESULTS / f"serve_overload{a.out_suffix}.json").write_text(json.dumps(out, indent=2) + "\n")
 
 
 def main() -> None:
@@ -237,6 +237,8 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=20)
     p.add_argument("--minutes", type=float, default=10)
     p.add_argument("--serve-args", default="", help="Extra `landfall serve` arguments.")
+    p.add_argument("--texts", default="", help="File of texts (default: IMDb train).")
+    p.add_argument("--out-suffix", default="", help="Appended to the result file names.")
     a = p.parse_args()
     a.serve_args = a.serve_args.split()
     if a.cmd == "load":

@@ -93,6 +93,19 @@ def test_interrupted_predict_resumes_after_the_last_complete_row(run_dir, imdb_s
     assert not (tmp_path / "pred.jsonl.partial").exists()
 
 
+def test_long_text_strategy_can_change_at_inference_only(run_dir, imdb_small, tmp_path):
+    out = tmp_path / "sliding.jsonl"
+    landfall.predict(run_dir, imdb_small, out, overrides=["data.truncation=sliding",
+                                                          "data.stride=16"])
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert max(r["windows"] for r in rows) > 1
+    res = landfall.evaluate(run_dir, imdb_small, tmp_path / "ev",
+                            overrides=["data.truncation=tail"])
+    assert res["strategy"] == ["data.truncation=tail"] and res["metrics"]["n"] == 96
+    with pytest.raises(LandfallError, match="only the long-text strategy"):
+        landfall.evaluate(run_dir, imdb_small, overrides=["train.lr=1"])
+
+
 def test_sliding_prediction_is_the_mean_of_its_windows(run_dir):
     from dataclasses import replace
 

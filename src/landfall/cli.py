@@ -121,13 +121,15 @@ def evaluate(
     text_field: Annotated[str | None, typer.Option(help="Default: the run's.")] = None,
     label_field: Annotated[str | None, typer.Option(help="Default: the run's.")] = None,
     batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 64,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Change the long-text strategy, e.g. data.truncation=sliding.")] = None,
 ) -> None:
     """Accuracy, macro-F1, per-class precision/recall, ECE, confusion matrix (JSON + PNG)."""
     from landfall.api import evaluate as api_evaluate
 
     try:
         out = api_evaluate(run_dir, data, output, text_field=text_field,
-                           label_field=label_field, batch_size=batch_size)
+                           label_field=label_field, batch_size=batch_size, overrides=set_)
     except LandfallError as exc:
         _fail(exc)
     m = out["metrics"]
@@ -148,12 +150,15 @@ def predict(
     output: Annotated[Path, typer.Option(help="JSONL file to write (one row per input).")],
     text_field: Annotated[str | None, typer.Option(help="Default: the run's.")] = None,
     batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 64,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Change the long-text strategy, e.g. data.truncation=sliding.")] = None,
 ) -> None:
     """Label every text of a file; output rows follow the input order."""
     from landfall.api import predict as api_predict
 
     try:
-        out = api_predict(run_dir, input, output, text_field=text_field, batch_size=batch_size)
+        out = api_predict(run_dir, input, output, text_field=text_field, batch_size=batch_size,
+                          overrides=set_)
     except LandfallError as exc:
         _fail(exc)
     print(f"{out['n']} predictions written to {out['output']}")

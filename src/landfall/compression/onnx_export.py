@@ -133,8 +133,12 @@ def quantise(src: Path, dst: Path, method: str, calibration=None,
                             f"{sorted(groups)}")
     exclude = [n for g in keep_float for n in groups[g]]
     if method == "dynamic":
-        # Gather too: the 30 k x 384 word-embedding table is half of MiniLM's weights
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=False,
+        # Gather too: the 30 k x 384 word-embedding table is half of MiniLM's weights.
+        # Per-channel weight scales: on the IMDb MiniLM model they halve the mean logit error
+        # of per-tensor scales (0.06 vs 0.13; 2 vs 5 flipped predictions in 300) at the same
+        # size. (7-bit reduce_range, which ORT's docs suggest against AVX2 saturation, tripled
+        # it instead.)
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
                          op_types_to_quantize=["MatMul", "Gather", "Attention", "Gemm"],
                          nodes_to_exclude=exclude, extra_options=extra)
     elif method == "static":

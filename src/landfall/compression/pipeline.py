@@ -36,7 +36,15 @@ def choose(rows: Sequence[dict], max_drop: float) -> dict | None:
     return max(tied, key=lambda r: r["docs_per_s_b32"])
 
 
-def _load_eval(run_dir: Path, data: str, limit: int, seed: int):
+def relative(row: dict, ref: dict) -> dict:
+    """Add the drop (points), speed-up and size ratio against the reference row."""
+    row["drop_points"] = 100 * (ref["accuracy"] - row["accuracy"])
+    row["speedup_b32"] = row["docs_per_s_b32"] / ref["docs_per_s_b32"]
+    row["smaller"] = ref["mb_on_disk"] / row["mb_on_disk"]
+    return row
+
+
+def load_eval(run_dir: Path, data: str, limit: int, seed: int):
     from landfall.data.labels import encode_labels
     from landfall.data.readers import read_examples
     from landfall.data.splits import stratified_split
@@ -93,7 +101,7 @@ def compress(run_dir: str | Path, data: str, output: str | Path, *, max_drop: fl
         raise LandfallError(f"{output}: already holds a model; choose another --output")
     if max_drop < 0:
         raise LandfallError(f"--max-drop must be >= 0 points, got {max_drop}")
-    cfg, texts, y, labels = _load_eval(run_dir, data, limit, 0)
+    cfg, texts, y, labels = load_eval(run_dir, data, limit, 0)
     work = output / "compress"
     cands = work / "candidates"
     shutil.rmtree(cands, ignore_errors=True)
@@ -103,10 +111,7 @@ def compress(run_dir: str | Path, data: str, output: str | Path, *, max_drop: fl
         log(f"measuring {name}")
         r = {"method": name, "path": str(path), **measure(path, texts, y, labels,
                                                           latency_docs=latency_docs), **extra}
-        ref = rows[0] if rows else r
-        r["drop_points"] = 100 * (ref["accuracy"] - r["accuracy"])
-        r["speedup_b32"] = r["docs_per_s_b32"] / ref["docs_per_s_b32"]
-        r["smaller"] = ref["mb_on_disk"] / r["mb_on_disk"]
+        relative(r, rows[0] if rows else r)
         log(f"  {name}: accuracy {r['accuracy']:.2%} ({r['drop_points']:+.2f} pts), "
             f"{r['mb_on_disk']:.1f} MB, {r['docs_per_s_b32']:.1f} docs/s")
         return r

@@ -45,15 +45,34 @@ def _labels(config) -> list[str]:
     return [config.id2label[i] for i in range(len(config.id2label))]
 
 
+# what may differ from training when a run is used: how long texts become windows
+INFERENCE_OVERRIDES = {"data.truncation", "data.stride", "data.aggregate", "data.max_windows",
+                       "data.max_length", "data.head_tokens"}
+
+
+def check_inference_overrides(overrides: list[str] | None) -> list[str]:
+    for item in overrides or []:
+        name = item.partition("=")[0].strip()
+        if name not in INFERENCE_OVERRIDES:
+            raise LandfallError(f"--set {item!r}: only the long-text strategy can change after "
+                                f"training ({', '.join(sorted(INFERENCE_OVERRIDES))})")
+    return list(overrides or [])
+
+
 def load_run(
-    run_dir: str | Path, *, batch_size: int = 64, device: str | None = None
+    run_dir: str | Path, *, batch_size: int = 64, device: str | None = None,
+    overrides: list[str] | None = None,
 ) -> Predictor | EnsemblePredictor:
+    """A Predictor for the run; ``overrides`` (``data.truncation=sliding`` ...) change its
+    long-text strategy."""
     if is_ensemble(run_dir):
+        if overrides:
+            raise LandfallError(f"{run_dir}: an ensemble uses its members' strategies")
         return load_ensemble(run_dir, batch_size=batch_size, device=device)
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     path = model_dir(run_dir)
-    cfg = run_config(run_dir)
+    cfg = run_config(run_dir, check_inference_overrides(overrides))
     tokenizer = AutoTokenizer.from_pretrained(path)
     spec = WindowSpec.from_config(cfg.data, sum(map(len, special_tokens(tokenizer))))
     if is_onnx_dir(path):

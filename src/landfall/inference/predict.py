@@ -14,18 +14,17 @@ from pathlib import Path
 
 from landfall import runs
 from landfall.data.readers import read_texts
-from landfall.inference.loading import run_config
-from landfall.inference.predictor import Predictor
+from landfall.inference.loading import load_run, run_config
 from landfall.inference.results import Labeller
 from landfall.utils.progress import progress_bar
 
 CHUNK = 1024  # texts per chunk: progress and resume granularity
 
 
-def _fingerprint(run_dir: Path, input: Path) -> dict:
+def _fingerprint(run_dir: Path, input: Path, overrides: list[str]) -> dict:
     st = input.stat()
     return {"run": str(Path(run_dir).resolve()), "input": str(input.resolve()),
-            "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+            "size": st.st_size, "mtime_ns": st.st_mtime_ns, "overrides": overrides}
 
 
 def _done_rows(partial: Path, meta: Path, fingerprint: dict) -> int:
@@ -53,24 +52,27 @@ def predict_file(
     *,
     text_field: str | None = None,
     batch_size: int = 64,
+    overrides: list[str] | None = None,
 ) -> dict:
     """Predict every text of ``input``; rows come out in input order (sorted inside only).
 
     With an ``oos.json`` in the run, rejected texts get its out-of-scope label (the
-    probabilities stay the model's) and each row carries its ``oos_score``.
+    probabilities stay the model's) and each row carries its ``oos_score``. ``overrides``
+    (e.g. ``data.truncation=sliding``) change the long-text strategy.
     """
     cfg = run_config(run_dir)
     examples = read_texts(input, text_field=text_field or cfg.data.text_field)
     output = Path(output)
     partial, meta = Path(f"{output}.partial"), Path(f"{output}.partial.json")
-    fingerprint = _fingerprint(Path(run_dir), Path(input)) if Path(input).is_file() else None
+    fingerprint = _fingerprint(Path(run_dir), Path(input), list(overrides or [])) \
+        if Path(input).is_file() else None
     done = _done_rows(partial, meta, fingerprint) if fingerprint else 0
     if not done:
         output.parent.mkdir(parents=True, exist_ok=True)
         partial.write_bytes(b"")
         if fingerprint:
             runs.write_json(meta, fingerprint)
-    predictor = Predictor.from_run(run_dir, batch_size=batch_size)
+    predictor = load_run(run_dir, batch_size=batch_size, overrides=overrides)
     labeller = Labeller.for_run(run_dir)
     with open(partial, "ab") as fh, progress_bar(total=len(examples), initial=done,
                                                  desc="predicting", unit="text") as bar:

@@ -77,20 +77,25 @@ def evaluate(
     text_field: str | None = None,
     label_field: str | None = None,
     batch_size: int = 64,
+    overrides: list[str] | None = None,
 ) -> dict:
     """Accuracy, macro-F1, per-class P/R, ECE and confusion of a run on a labelled file
-    (plus in-scope accuracy and oos recall/precision when the run has an ``oos.json``)."""
+    (plus in-scope accuracy and oos recall/precision when the run has an ``oos.json``).
+    ``overrides`` (e.g. ``data.truncation=sliding``) change the long-text strategy."""
+    from landfall.inference.loading import load_run
+
     run_dir = Path(run_dir)
     cfg = run_config(run_dir)
     tf = text_field or cfg.data.text_field
     lf = label_field or cfg.data.label_field
-    predictor = Predictor.from_run(run_dir, batch_size=batch_size)
+    predictor = load_run(run_dir, batch_size=batch_size, overrides=overrides)
     examples = read_examples(data, text_field=tf, label_field=lf)
     y = encode_labels(examples, predictor.labels, label_field=lf)
     pred = predictor.predict([e.text for e in examples], progress=True)
     metrics = compute_metrics(y, pred.probs, predictor.labels)
     out_dir = Path(output) if output else run_dir / f"eval-{Path(str(data)).name.split('.')[0]}"
-    result = {"data": str(data), "run": str(run_dir), "metrics": metrics}
+    result = {"data": str(data), "run": str(run_dir), "metrics": metrics,
+              "strategy": overrides or []}
     rule = load_rule(run_dir)
     if rule:
         result["oos"] = rule.evaluate(pred, y)
