@@ -255,7 +255,7 @@ def test_sigterm_finishes_in_flight_requests_and_client_works(run, tmp_path):
     port = _free_port()
     env = {**os.environ, "LANDFALL_PROGRESS": "0"}
     proc = subprocess.Popen([sys.executable, "-m", "landfall", "serve", str(run), "--port",
-                             str(port), "--max-wait-ms", "300", "--set", "serve.threads=1"],
+                             str(port), "--max-wait-ms", "2000", "--set", "serve.threads=1"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         with Client(f"http://127.0.0.1:{port}", timeout=30) as client:
@@ -273,14 +273,17 @@ def test_sigterm_finishes_in_flight_requests_and_client_works(run, tmp_path):
 
             answers = []
 
-            def send():  # each waits ~300 ms in the batcher: in flight at SIGTERM
+            def send():  # each waits up to 2 s in the batcher: in flight at SIGTERM
                 with Client(f"http://127.0.0.1:{port}", timeout=30) as c2:
                     answers.append(len(c2.classify(["still answered"])))
 
             threads = [threading.Thread(target=send) for _ in range(4)]
             for th in threads:
                 th.start()
-            time.sleep(0.1)
+            t = time.time()  # SIGTERM once all four are accepted and queued
+            while "landfall_queue_depth 4.0" not in client.metrics():
+                assert time.time() - t < 20
+                time.sleep(0.02)
             proc.send_signal(signal.SIGTERM)
             for th in threads:
                 th.join(30)

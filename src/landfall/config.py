@@ -221,7 +221,7 @@ class PruneConfig:
 @dataclass
 class ServeConfig:
     host: str = _f("127.0.0.1", "Address to bind; 127.0.0.1 unless you mean to expose it.")
-    port: int = _f(8000, "TCP port.", ge=0, le=65535)
+    port: int = _f(8000, "TCP port to listen on.", ge=0, le=65535)
     backend: str = _f("auto", "auto (the run's own), torch, or onnx (a PyTorch run is "
                       "exported to ONNX Runtime at start-up).", choices=("auto", "torch", "onnx"))
     max_batch_size: int = _f(32, "Most sequences (windows) in one forward pass.", ge=1)
