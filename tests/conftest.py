@@ -84,3 +84,23 @@ def tiny_config(model: Path, data: Path, **sections) -> dict:
     for sec, values in sections.items():
         cfg[sec].update(values)
     return cfg
+
+
+def sliding_run(out: Path, model_dir: Path, seed: int) -> Path:
+    """A run directory at ``out`` around a random 2-label tiny BERT (``model_dir``'s weights,
+    a fresh head seeded by ``seed``), with sliding windows of 32 tokens."""
+    import tomli_w
+    import torch
+    from transformers import AutoTokenizer, BertForSequenceClassification
+
+    from landfall.config import build_config
+
+    torch.manual_seed(seed)
+    model = BertForSequenceClassification.from_pretrained(
+        model_dir, num_labels=2, id2label={0: "neg", 1: "pos"}, label2id={"neg": 0, "pos": 1})
+    model.save_pretrained(out / "model")
+    AutoTokenizer.from_pretrained(model_dir).save_pretrained(out / "model")
+    raw = tiny_config(model_dir, Path("unused.jsonl"))
+    raw["data"].update(max_length=32, truncation="sliding", stride=8, max_windows=0)
+    (out / "landfall.toml").write_text(tomli_w.dumps(build_config(raw).to_dict()))
+    return out

@@ -8,30 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import imdb_rows, tiny_config
+from conftest import imdb_rows, sliding_run
 
 pytest.importorskip("onnxruntime")
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, tiny_model) -> Path:
-    """A run directory around a random 2-label tiny BERT, with sliding windows of 32 tokens."""
-    import tomli_w
-    import torch
-    from transformers import AutoTokenizer, BertForSequenceClassification
-
-    from landfall.config import build_config
-
-    run = tmp_path_factory.mktemp("run")
-    torch.manual_seed(1)
-    model = BertForSequenceClassification.from_pretrained(
-        tiny_model, num_labels=2, id2label={0: "neg", 1: "pos"}, label2id={"neg": 0, "pos": 1})
-    model.save_pretrained(run / "model")
-    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(run / "model")
-    raw = tiny_config(tiny_model, Path("unused.jsonl"))
-    raw["data"].update(max_length=32, truncation="sliding", stride=8, max_windows=0)
-    (run / "landfall.toml").write_text(tomli_w.dumps(build_config(raw).to_dict()))
-    return run
+    """A run directory around a random 2-label tiny BERT with sliding windows of 32 tokens."""
+    return sliding_run(tmp_path_factory.mktemp("run"), tiny_model, seed=1)
 
 
 @pytest.fixture(scope="module")

@@ -39,6 +39,10 @@ def _fail(exc: LandfallError) -> None:
     raise typer.Exit(2)
 
 
+StrategyOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Change the long-text strategy, e.g. data.truncation=sliding."),
+]
 ConfigOpt = Annotated[Path | None, typer.Option(help="TOML or YAML config file.")]
 OutputOpt = Annotated[Path | None, typer.Option(help="Run directory to create.")]
 ResumeOpt = Annotated[
@@ -121,8 +125,7 @@ def evaluate(
     text_field: Annotated[str | None, typer.Option(help="Default: the run's.")] = None,
     label_field: Annotated[str | None, typer.Option(help="Default: the run's.")] = None,
     batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 64,
-    set_: Annotated[list[str] | None, typer.Option(
-        "--set", help="Change the long-text strategy, e.g. data.truncation=sliding.")] = None,
+    set_: StrategyOpt = None,
 ) -> None:
     """Accuracy, macro-F1, per-class precision/recall, ECE, confusion matrix (JSON + PNG)."""
     from landfall.api import evaluate as api_evaluate
@@ -150,8 +153,7 @@ def predict(
     output: Annotated[Path, typer.Option(help="JSONL file to write (one row per input).")],
     text_field: Annotated[str | None, typer.Option(help="Default: the run's.")] = None,
     batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 64,
-    set_: Annotated[list[str] | None, typer.Option(
-        "--set", help="Change the long-text strategy, e.g. data.truncation=sliding.")] = None,
+    set_: StrategyOpt = None,
 ) -> None:
     """Label every text of a file; output rows follow the input order."""
     from landfall.api import predict as api_predict
