@@ -239,6 +239,33 @@ def test_torch_int8_run_quantises_at_load(trained, tmp_path):
     np.testing.assert_allclose(p.predict(["good", "bad film"]).probs, ref, atol=0.05)
 
 
+def test_bf16_run_is_half_the_size_and_upcast_without_bf16_units(trained, tmp_path,
+                                                                   monkeypatch):
+    from transformers import AutoModelForSequenceClassification
+
+    from landfall.compression.recipes import Context, torch_bf16
+    from landfall.inference import precision
+    from landfall.inference.loading import load_run
+
+    out = torch_bf16(trained, tmp_path / "h", Context())
+    size = (out / "model" / "model.safetensors").stat().st_size
+    assert size < 0.55 * (trained / "model" / "model.safetensors").stat().st_size
+    plain = AutoModelForSequenceClassification.from_pretrained(out / "model")
+    assert plain.dtype == torch.bfloat16  # plain transformers reads it as bf16
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
+    p = load_run(out, device="cpu")
+    assert next(p.model.parameters()).dtype == torch.float32  # upcast once, at load
+    note = json.loads((out / "compression.json").read_text())["note"]
+    assert note.startswith("bf16 weights")
+    ref = load_run(trained, device="cpu").predict(["good", "bad film"]).probs
+    np.testing.assert_allclose(p.predict(["good", "bad film"]).probs, ref, atol=0.02)
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)  # a CPU with AMX / bf16
+    p = load_run(out, device="cpu")
+    assert next(p.model.parameters()).dtype == torch.bfloat16
+    probs = p.predict(["good", "bad film"]).probs  # runs in bf16, answers in float
+    np.testing.assert_allclose(probs, ref, atol=0.05)
+
+
 def test_keep_float_leaves_named_parts_unquantised(trained, tmp_path):
     from landfall.compression.onnx_export import export_onnx, node_groups
 

@@ -214,6 +214,45 @@ def test_full_queue_answers_503_with_retry_after(run):
         assert results[1].status_code == 200 and results[2].status_code == 200
 
 
+def test_queue_refuses_work_it_could_not_answer_in_time():
+    """Beyond max_queue_wait_s of expected wait (queued windows / measured rate): QueueFull."""
+    from landfall.serving.batcher import Batcher, QueueFull
+
+    gate, blocking = threading.Event(), threading.Event()
+
+    def model(windows):  # 20 ms a window; blocks while `blocking` is set
+        if blocking.is_set():
+            gate.wait(10)
+        time.sleep(0.02 * len(windows))
+        return np.zeros((len(windows), 2), dtype=np.float32)
+
+    b = Batcher(model, max_batch_size=1, max_wait_ms=0, max_queue=1000, max_queue_wait_s=0.1)
+    b.submit([[1]]).result(5)
+    assert 0 < b.rate <= 50  # windows/s, measured
+    blocking.set()
+    first = b.submit([[1]])  # in the model, held
+    time.sleep(0.1)
+    blocking.clear()
+    queued = b.submit([[1]] * 3)  # an empty queue always takes a request
+    with pytest.raises(QueueFull, match="expected wait") as info:
+        b.submit([[1]] * 3)  # 6 windows at <= 50/s: over 0.1 s
+    assert info.value.retry_after >= 3 / 50
+    gate.set()
+    assert first.result(5).shape == (1, 2) and queued.result(5).shape == (3, 2)
+    b.close()
+
+
+def test_heap_trimmer_runs_at_most_every_interval():
+    from landfall.serving.memory import HeapTrimmer
+
+    assert not HeapTrimmer(every_s=0).maybe_trim()  # 0 = never
+    t = HeapTrimmer(every_s=0.2)
+    assert not t.maybe_trim()  # too soon after start
+    if t.available:  # glibc
+        time.sleep(0.25)
+        assert t.maybe_trim() and not t.maybe_trim() and t.trims == 1
+
+
 def test_request_timeout_is_504(run):
     with _client(run, timeout_s=0.2) as c:
         _wait_ready(c)

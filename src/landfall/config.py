@@ -230,11 +230,17 @@ class ServeConfig:
                                ge=0)
     max_queue: int = _f(1024, "Most windows waiting; beyond it requests get 503 + Retry-After.",
                         ge=1)
+    max_queue_wait_s: float = _f(10.0, "Refuse new requests (503 + Retry-After) while the "
+                                 "queue's expected wait, from the measured windows/s, exceeds "
+                                 "this (0 = off).", ge=0.0)
     max_texts: int = _f(64, "Most texts in one request (413 beyond).", ge=1)
     max_chars: int = _f(100_000, "Most characters in one text (413 beyond).", ge=1)
     max_body_bytes: int = _f(4_000_000, "Largest request body in bytes (413 beyond).", ge=1)
     timeout_s: float = _f(30.0, "Per-request limit from arrival to answer (504 beyond).", gt=0.0)
     threads: int = _f(0, "Torch / ONNX Runtime threads (0 = their default: all cores).", ge=0)
+    trim_every_s: float = _f(10.0, "Return freed heap memory to the OS (glibc malloc_trim) at "
+                             "most this often, between batches, so RSS does not creep "
+                             "(0 = never).", ge=0.0)
     api_key_env: str = _f("", "Name of an environment variable holding the API key; when set, "
                           "/v1/* needs 'Authorization: Bearer KEY' or 'X-API-Key: KEY'.")
 

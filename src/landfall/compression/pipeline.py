@@ -11,6 +11,7 @@ candidate. The chosen run directory is copied to ``output``; every candidate sta
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,9 +61,16 @@ def load_eval(run_dir: Path, data: str, limit: int, seed: int):
     return cfg, [e.text for e in examples], y, labels
 
 
+def _notes(row: dict) -> str:
+    notes = [row["note"]] if row.get("note") else []
+    if row.get("kept_in_float"):
+        notes.append("kept in float: " + ", ".join(row["kept_in_float"]))
+    return "; ".join(notes) or "-"
+
+
 def _table(rows: Sequence[dict], chosen: str) -> str:
     head = ("| method | MB on disk | parameters | latency b1 (ms) | docs/s b32 | x original "
-            "| accuracy | drop (pts) | kept in float |\n|---|---|---|---|---|---|---|---|---|")
+            "| accuracy | drop (pts) | notes |\n|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     for r in rows:
         name = f"**{r['method']}** (chosen)" if r["method"] == chosen else r["method"]
@@ -73,7 +81,7 @@ def _table(rows: Sequence[dict], chosen: str) -> str:
             f"| {name} | {r['mb_on_disk']:.1f} | {r['params'] / 1e6:.2f} M "
             f"| {r['latency_ms_b1']:.1f} | {r['docs_per_s_b32']:.1f} | {r['speedup_b32']:.2f} "
             f"| {r['accuracy']:.2%} | {r['drop_points']:+.2f} "
-            f"| {', '.join(r.get('kept_in_float', [])) or '-'} |")
+            f"| {_notes(r)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -111,6 +119,11 @@ def compress(run_dir: str | Path, data: str, output: str | Path, *, max_drop: fl
         log(f"measuring {name}")
         r = {"method": name, "path": str(path), **measure(path, texts, y, labels,
                                                           latency_docs=latency_docs), **extra}
+        made = path / "compression.json"
+        if made.exists():
+            note = json.loads(made.read_text(encoding="utf-8")).get("note")
+            if note:
+                r["note"] = note
         relative(r, rows[0] if rows else r)
         log(f"  {name}: accuracy {r['accuracy']:.2%} ({r['drop_points']:+.2f} pts), "
             f"{r['mb_on_disk']:.1f} MB, {r['docs_per_s_b32']:.1f} docs/s")

@@ -52,6 +52,44 @@ def torch_int8(src: Path, out: Path, ctx: Context) -> Path:
     return out
 
 
+def torch_bf16(src: Path, out: Path, ctx: Context) -> Path:
+    """bf16 weights (half the bytes); bf16 compute where the hardware has it, else fp32."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from landfall.inference.loading import model_dir
+    from landfall.inference.onnx_backend import is_onnx_dir
+    from landfall.inference.precision import why_not_bf16
+
+    path = model_dir(src)
+    weights = sorted(path.glob("*.safetensors"))
+    if is_onnx_dir(path) or not weights or (path / "adapter_config.json").exists():
+        raise LandfallError(f"{src}: bf16 needs a PyTorch model with merged weights")
+
+    def write(tmp: Path) -> None:
+        for f in path.iterdir():
+            if f.is_file() and f.suffix != ".safetensors":
+                shutil.copyfile(f, tmp / f.name)
+        for f in weights:
+            state = {k: v.to(torch.bfloat16) if v.is_floating_point() else v
+                     for k, v in load_file(f).items()}
+            save_file(state, tmp / f.name, metadata={"format": "pt"})
+        cfg = json.loads((tmp / "config.json").read_text())
+        cfg["dtype"] = "bfloat16"  # transformers 5; older versions read torch_dtype
+        cfg["torch_dtype"] = "bfloat16"
+        (tmp / "config.json").write_text(json.dumps(cfg, indent=2))
+
+    runs.save_dir(out / runs.MODEL, write)
+    _copy_run_files(src, out)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    reason = why_not_bf16(device)
+    note = f"bf16 weights, computed in fp32 here: {reason}" if reason else \
+        f"bf16 weights and compute ({device.type})"
+    runs.write_json(out / "compression.json", {"source": str(src), "backend": "torch",
+                                               "weights": "bf16", "note": note})
+    return out
+
+
 def _copy_run_files(src: Path, out: Path) -> None:
     for name in (runs.CONFIG, runs.OOS):
         if (src / name).exists():
@@ -86,6 +124,7 @@ def pruned_onnx_int8(src: Path, out: Path, ctx: Context) -> Path:
 
 RECIPES: dict[str, Callable[[Path, Path, Context], Path]] = {
     "torch-int8": torch_int8,
+    "torch-bf16": torch_bf16,
     "onnx-fp32": _onnx("none"),
     "onnx-int8-dynamic": _onnx("dynamic"),
     "onnx-int8-static": _onnx("static"),

@@ -14,6 +14,7 @@ from landfall.hub import resolve_model
 from landfall.inference.adapters import is_adapter_dir, load_adapter_model
 from landfall.inference.ensemble import EnsemblePredictor, is_ensemble, load_ensemble, member_dirs
 from landfall.inference.onnx_backend import OnnxClassifier, is_onnx_dir
+from landfall.inference.precision import settle_dtype
 from landfall.inference.predictor import Predictor
 from landfall.inference.pruned import is_pruned_dir, load_pruned
 from landfall.inference.torch_int8 import is_torch_int8, quantize_linear
@@ -89,6 +90,7 @@ def load_run(
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if is_torch_int8(path):
         dev = torch.device("cpu")  # torch's dynamic int8 kernels are CPU-only
+    model = settle_dtype(model, dev)  # bf16 weights: bf16 where native, else fp32
     model.to(dev).eval()
     labels = _labels(model.config)
     bf16 = dev.type == "cuda" and cfg.train.precision != "fp32" and \

@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import math
 import os
 import threading
 import time
@@ -35,6 +36,7 @@ from landfall.errors import LandfallError
 from landfall.inference.predictor import Prediction, softmax
 from landfall.inference.results import Labeller
 from landfall.serving.batcher import Batcher, BatchStats, Closed, QueueFull
+from landfall.serving.memory import HeapTrimmer
 from landfall.serving.metrics import Metrics
 
 RETRY_AFTER_S = 1
@@ -56,8 +58,10 @@ class ClassifyResponse(BaseModel):
 
 
 class _Refused(Exception):
-    def __init__(self, status: int, detail: str, reason: str, retry: bool = False) -> None:
+    def __init__(self, status: int, detail: str, reason: str, retry: bool = False,
+                 retry_after: float = 0.0) -> None:
         self.status, self.detail, self.reason, self.retry = status, detail, reason, retry
+        self.retry_after = retry_after  # seconds, when known (else RETRY_AFTER_S)
 
 
 def _check_texts(payload: Any, cfg: ServeConfig) -> list[str]:
@@ -90,6 +94,7 @@ class Service:
 
     def __init__(self, run_dir: Path, cfg: ServeConfig, metrics: Metrics) -> None:
         self.run_dir, self.cfg, self.metrics = run_dir, cfg, metrics
+        self.trimmer = HeapTrimmer(cfg.trim_every_s)
         self.ready = threading.Event()
         self.error: str | None = None
         self.predictor = None
@@ -132,8 +137,13 @@ class Service:
                                max_wait_ms=self.cfg.max_wait_ms,
                                max_batch_tokens=self.cfg.max_batch_tokens,
                                max_queue=self.cfg.max_queue,
-                               stats=BatchStats(self.metrics.on_batch, self.metrics.on_queue))
+                               max_queue_wait_s=self.cfg.max_queue_wait_s,
+                               stats=BatchStats(self._on_batch, self.metrics.on_queue))
         self.ready.set()
+
+    def _on_batch(self, size: int, tokens: int) -> None:
+        self.metrics.on_batch(size, tokens)
+        self.trimmer.maybe_trim()  # in the model thread, between forward passes
 
     def windows(self, texts: list[str]):
         from landfall.data.tokens import tokenize
@@ -217,7 +227,8 @@ def create_app(run_dir: str | Path, cfg: ServeConfig | None = None) -> FastAPI:
 
     def refuse(exc: _Refused) -> JSONResponse:
         metrics.rejected.labels(exc.reason).inc()
-        headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.retry else None
+        wait = math.ceil(exc.retry_after) if exc.retry_after > 0 else RETRY_AFTER_S
+        headers = {"Retry-After": str(max(1, wait))} if exc.retry else None
         return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=headers)
 
     @app.middleware("http")
@@ -295,7 +306,8 @@ def create_app(run_dir: str | Path, cfg: ServeConfig | None = None) -> FastAPI:
             try:
                 future = service.batcher.submit(windows)
             except QueueFull as exc:
-                raise _Refused(503, f"server busy: {exc}", "queue_full", retry=True) from None
+                raise _Refused(503, f"server busy: {exc}", "queue_full", retry=True,
+                               retry_after=exc.retry_after) from None
             except Closed:
                 raise _Refused(503, "server is shutting down", "closing", retry=True) from None
             left = cfg.timeout_s - (time.monotonic() - t0)

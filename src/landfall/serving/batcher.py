@@ -6,9 +6,12 @@ sorts those windows by length and runs them in forward passes bounded by ``max_b
 and ``max_batch_tokens`` (``data.batching.inference_batches``, the same grouping as
 ``predict``). Each request gets its windows' logits back through a Future.
 
-The queue is bounded in windows: ``submit`` raises ``QueueFull`` instead of letting memory
-grow, and the server turns that into 503 + Retry-After. ``close`` stops taking new work and,
-by default, finishes what is queued.
+The queue is bounded twice: in windows (``max_queue``: memory) and in expected wait
+(``max_queue_wait_s``: queued windows over the measured windows/s of recent forward passes,
+so that an overloaded server refuses at once instead of accepting work it can only answer
+after the client's timeout). ``submit`` raises ``QueueFull`` with the expected wait, and the
+server turns that into 503 + Retry-After. ``close`` stops taking new work and, by default,
+finishes what is queued.
 
 Why by hand: the serving stacks that batch (Triton, TorchServe, TEI) are servers of their
 own; inside a FastAPI process there is no maintained library for this, and it is short.
@@ -29,7 +32,11 @@ from landfall.data.batching import inference_batches
 
 
 class QueueFull(Exception):
-    """The queue holds ``max_queue`` windows already."""
+    """The queue is full (in windows, or in expected wait); ``retry_after`` in seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Closed(Exception):
@@ -54,13 +61,16 @@ class Batcher:
     def __init__(self, run: Callable[[Sequence[Sequence[int]]], np.ndarray], *,
                  max_batch_size: int = 32, max_wait_ms: float = 5.0,
                  max_batch_tokens: int = 0, max_queue: int = 1024,
-                 stats: BatchStats | None = None) -> None:
-        """``run(windows) -> logits`` is one forward pass (the Predictor's window_logits)."""
+                 max_queue_wait_s: float = 0.0, stats: BatchStats | None = None) -> None:
+        """``run(windows) -> logits`` is one forward pass (the Predictor's window_logits);
+        ``max_queue_wait_s`` 0 turns the expected-wait bound off."""
         self.run = run
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000
         self.max_batch_tokens = max_batch_tokens
         self.max_queue = max_queue
+        self.max_queue_wait = max_queue_wait_s
+        self.rate = 0.0  # windows/s of recent forward passes (moving average; 0 = unknown)
         self.stats = stats or BatchStats()
         self._jobs: deque[_Job] = deque()
         self._queued = 0  # windows in _jobs
@@ -73,6 +83,10 @@ class Batcher:
     def depth(self) -> int:
         return self._queued
 
+    def expected_wait(self, extra: int = 0) -> float:
+        """Seconds until ``extra`` more windows would be done, at the measured rate."""
+        return (self._queued + extra) / self.rate if self.rate > 0 else 0.0
+
     def submit(self, windows: list[list[int]]) -> Future:
         """Queue one request's windows; its Future resolves to their logits, in order."""
         job = _Job(windows)
@@ -80,7 +94,13 @@ class Batcher:
             if self._closing:
                 raise Closed("shutting down")
             if self._queued and self._queued + len(windows) > self.max_queue:
-                raise QueueFull(f"{self._queued} windows queued (limit {self.max_queue})")
+                raise QueueFull(f"{self._queued} windows queued (limit {self.max_queue})",
+                                self.expected_wait())
+            wait = self.expected_wait(len(windows))
+            if self._queued and self.max_queue_wait and wait > self.max_queue_wait:
+                raise QueueFull(f"expected wait {wait:.1f} s ({self._queued} windows queued at "
+                                f"{self.rate:.1f}/s; limit {self.max_queue_wait:g} s)",
+                                self.expected_wait())
             self._jobs.append(job)
             self._queued += len(windows)
             self.stats.on_queue(self._queued)
@@ -137,6 +157,14 @@ class Batcher:
                 start += len(j.windows)
 
     def _forward(self, windows: list[list[int]]) -> np.ndarray:
+        start = time.perf_counter()
+        out = self._run_sorted(windows)
+        rate = len(windows) / max(time.perf_counter() - start, 1e-6)
+        # a moving average: one odd batch (a cold cache, a GC pause) moves it by a fifth
+        self.rate = rate if self.rate == 0 else 0.8 * self.rate + 0.2 * rate
+        return out
+
+    def _run_sorted(self, windows: list[list[int]]) -> np.ndarray:
         lengths = [len(w) for w in windows]
         out: np.ndarray | None = None
         for idx in inference_batches(lengths, self.max_batch_size, self.max_batch_tokens):
