@@ -1,13 +1,14 @@
-"""Load, soak and overload of `landfall serve` on loopback, with an asyncio httpx client in
-this process (aiohttp) and each server in its own process.
+"""Load, soak and overload of `landfall serve` on loopback, with an asyncio aiohttp client in
+this process and each server in its own process.
 
     python bench/serve_load.py load RUN --clients 1,8,32,128 --seconds 20   # vs naive baseline
     python bench/serve_load.py soak RUN --minutes 10 --clients 8
-    python bench/serve_load.py overload RUN --seconds 30                   # 2x capacity, SIGTERM
+    python bench/serve_load.py overload RUN --seconds 60                   # 2x capacity, SIGTERM
 
-`load` runs closed-loop clients (each sends one review, waits, sends the next) against ours
+`load` runs closed-loop clients (each sends one text, waits, sends the next) against ours
 and against bench/naive_server.py (one transformers pipeline call per request) in the same
-run. Texts are real IMDb reviews. Results go to bench/results/serve_*.json.
+run. Texts are real IMDb reviews, or the `text` field of `--texts FILE`. Results go to
+bench/results/serve_*.json.
 """
 
 from __future__ import annotations
