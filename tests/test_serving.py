@@ -230,7 +230,10 @@ def test_queue_refuses_work_it_could_not_answer_in_time():
     b.submit([[1]]).result(5)
     assert 0 < b.rate <= 50  # windows/s, measured
     blocking.set()
-    first = b.submit([[1]])  # in the model, held
+    first = b.submit([[1]])  # taken by the worker, held in the model
+    deadline = time.monotonic() + 5
+    while b.depth and time.monotonic() < deadline:
+        time.sleep(0.01)
     time.sleep(0.1)
     blocking.clear()
     queued = b.submit([[1]] * 3)  # an empty queue always takes a request
