@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -31,16 +30,12 @@ WORK = Path("runs/bench-compress")
 
 def splits(a) -> None:
     """Write the run's own training split (a seeded subset) and validation split as JSONL."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from landfall.data.prepare import read_split
+    from landfall.data.prepare import carve
     from landfall.data.splits import stratified_split
     from landfall.inference.loading import run_config
-    from long_text import validation_of
 
     cfg = run_config(a.run_dir)
-    train, _ = read_split(cfg.data, "train", cfg.train.seed)
-    train, _ = stratified_split(train, cfg.data.validation_fraction, cfg.train.seed)
-    val = validation_of(a.run_dir, "")
+    train, val = carve(cfg.data, cfg.train.seed)[:2]  # read once, split as the run did
     if a.train_limit and a.train_limit < len(train):
         train = stratified_split(train, a.train_limit / len(train), cfg.train.seed)[1]
     if a.val_limit and a.val_limit < len(val):

@@ -2,12 +2,13 @@
 
     python bench/fusion.py runs/imdb-minilm [runs/imdb-minilm-mlm ...]
 
-On the first run's own validation split (the seeded split its training carved; all runs
-must share it), scores each run, the NB-SVM baseline fitted on the run's training split,
-the mean of the runs, and ``w * transformer + (1 - w) * baseline`` probability averages for
-a few ``w``. Also counts the reviews both get wrong. The ``w`` grid is read on the same
-validation split, so the best ``w`` is optimistic; ``w = 0.5`` involves no choice.
-Results go to bench/results/fusion.json.
+On the first run's own validation split (``data.prepare.carve``: the file it validated on,
+or the seeded split its training carved; all runs must share it), scores each run, the
+NB-SVM baseline fitted on the run's training split, the mean of the runs, and
+``w * transformer + (1 - w) * baseline`` probability averages for a few ``w``. Also counts
+the reviews both get wrong. The ``w`` grid is read on the same validation split, so the
+best ``w`` is optimistic; ``w = 0.5`` involves no choice. Results go to
+bench/results/fusion.json.
 """
 
 from __future__ import annotations
@@ -28,18 +29,12 @@ def main() -> None:
     p.add_argument("runs", nargs="+")
     a = p.parse_args()
     from landfall.baseline.nbsvm import Baseline
-    from landfall.data.labels import encode_labels, infer_labels
-    from landfall.data.prepare import read_split
-    from landfall.data.splits import stratified_split
+    from landfall.data.labels import encode_labels
+    from landfall.data.prepare import carve
     from landfall.inference.loading import load_run, run_config
 
     cfg = run_config(a.runs[0])
-    if cfg.data.validation:
-        raise SystemExit(f"{a.runs[0]}: trained with a validation file; this bench needs the "
-                         "carved split")
-    train, source = read_split(cfg.data, "train", cfg.train.seed)
-    labels = infer_labels(train, source=source)
-    train, val = stratified_split(train, cfg.data.validation_fraction, cfg.train.seed)
+    train, val, labels = carve(cfg.data, cfg.train.seed)[:3]
     y = np.asarray(encode_labels(val, labels, label_field=cfg.data.label_field))
     texts = [e.text for e in val]
 

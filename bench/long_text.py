@@ -16,9 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from landfall.data.labels import encode_labels
-from landfall.data.prepare import read_split
+from landfall.data.prepare import carve
 from landfall.data.readers import read_examples
-from landfall.data.splits import stratified_split
 from landfall.data.tokens import tokenize
 from landfall.inference.loading import run_config
 from landfall.inference.predictor import Predictor
@@ -40,10 +39,7 @@ def validation_of(run_dir: Path, test: str):
     if test:
         return read_examples(test, text_field=cfg.data.text_field,
                              label_field=cfg.data.label_field)
-    if cfg.data.validation:
-        return read_split(cfg.data, "validation", cfg.train.seed)[0]
-    train, _ = read_split(cfg.data, "train", cfg.train.seed)
-    return stratified_split(train, cfg.data.validation_fraction, cfg.train.seed)[1]
+    return carve(cfg.data, cfg.train.seed)[1]
 
 
 def main() -> None:

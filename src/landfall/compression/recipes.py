@@ -27,6 +27,31 @@ class Context:
     made: dict[str, Path] = field(default_factory=dict)  # recipe name -> its output
 
 
+def _torch_variant(src: Path, out: Path, path: Path, config: dict, info: dict,
+                   weights: Callable[[dict], dict] | None = None) -> Path:
+    """Write ``out`` as a copy of the PyTorch model directory ``path`` (of run ``src``) with
+    ``config`` merged into config.json and, given ``weights``, each safetensors file's tensors
+    passed through it; the run files come along and ``compression.json`` records ``info``."""
+    from safetensors.torch import load_file, save_file
+
+    def write(tmp: Path) -> None:
+        for f in path.iterdir():
+            if not f.is_file():
+                continue
+            if weights is not None and f.suffix == ".safetensors":
+                save_file(weights(load_file(f)), tmp / f.name, metadata={"format": "pt"})
+            else:
+                shutil.copyfile(f, tmp / f.name)
+        cfg = json.loads((tmp / "config.json").read_text())
+        cfg.update(config)
+        (tmp / "config.json").write_text(json.dumps(cfg, indent=2))
+
+    runs.save_dir(out / runs.MODEL, write)
+    _copy_run_files(src, out)
+    runs.write_json(out / "compression.json", {"source": str(src), "backend": "torch", **info})
+    return out
+
+
 def torch_int8(src: Path, out: Path, ctx: Context) -> Path:
     """PyTorch dynamic int8 of every Linear, applied at load (landfall.inference.torch_int8)."""
     from landfall.inference.loading import model_dir
@@ -36,58 +61,31 @@ def torch_int8(src: Path, out: Path, ctx: Context) -> Path:
     path = model_dir(src)
     if is_onnx_dir(path) or not (path / "model.safetensors").exists():
         raise LandfallError(f"{src}: torch int8 needs a PyTorch model with merged weights")
-
-    def write(tmp: Path) -> None:
-        for f in path.iterdir():
-            if f.is_file():
-                shutil.copyfile(f, tmp / f.name)
-        cfg = json.loads((tmp / "config.json").read_text())
-        cfg[KEY] = VALUE
-        (tmp / "config.json").write_text(json.dumps(cfg, indent=2))
-
-    runs.save_dir(out / runs.MODEL, write)
-    _copy_run_files(src, out)
-    runs.write_json(out / "compression.json", {"source": str(src), "backend": "torch",
-                                               "quantize": "dynamic int8 (Linear)"})
-    return out
+    return _torch_variant(src, out, path, {KEY: VALUE}, {"quantize": "dynamic int8 (Linear)"})
 
 
 def torch_bf16(src: Path, out: Path, ctx: Context) -> Path:
     """bf16 weights (half the bytes); bf16 compute where the hardware has it, else fp32."""
     import torch
-    from safetensors.torch import load_file, save_file
 
+    from landfall.inference.adapters import is_adapter_dir
     from landfall.inference.loading import model_dir
     from landfall.inference.onnx_backend import is_onnx_dir
     from landfall.inference.precision import why_not_bf16
 
     path = model_dir(src)
-    weights = sorted(path.glob("*.safetensors"))
-    if is_onnx_dir(path) or not weights or (path / "adapter_config.json").exists():
+    if is_onnx_dir(path) or is_adapter_dir(path) or not any(path.glob("*.safetensors")):
         raise LandfallError(f"{src}: bf16 needs a PyTorch model with merged weights")
-
-    def write(tmp: Path) -> None:
-        for f in path.iterdir():
-            if f.is_file() and f.suffix != ".safetensors":
-                shutil.copyfile(f, tmp / f.name)
-        for f in weights:
-            state = {k: v.to(torch.bfloat16) if v.is_floating_point() else v
-                     for k, v in load_file(f).items()}
-            save_file(state, tmp / f.name, metadata={"format": "pt"})
-        cfg = json.loads((tmp / "config.json").read_text())
-        cfg["dtype"] = "bfloat16"  # transformers 5; older versions read torch_dtype
-        cfg["torch_dtype"] = "bfloat16"
-        (tmp / "config.json").write_text(json.dumps(cfg, indent=2))
-
-    runs.save_dir(out / runs.MODEL, write)
-    _copy_run_files(src, out)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     reason = why_not_bf16(device)
     note = f"bf16 weights, computed in fp32 here: {reason}" if reason else \
         f"bf16 weights and compute ({device.type})"
-    runs.write_json(out / "compression.json", {"source": str(src), "backend": "torch",
-                                               "weights": "bf16", "note": note})
-    return out
+    # "dtype" for transformers 5; older versions read "torch_dtype"
+    return _torch_variant(
+        src, out, path, {"dtype": "bfloat16", "torch_dtype": "bfloat16"},
+        {"weights": "bf16", "note": note},
+        weights=lambda state: {k: v.to(torch.bfloat16) if v.is_floating_point() else v
+                               for k, v in state.items()})
 
 
 def _copy_run_files(src: Path, out: Path) -> None:

@@ -47,8 +47,11 @@ def read_split(cfg: DataConfig, which: str, seed: int) -> tuple[list[Example], s
     return examples, source
 
 
-def prepare(cfg: DataConfig, tokenizer, seed: int) -> Prepared:
-    """Read train (and validation, or carve it), infer labels, tokenise both (cached)."""
+def carve(cfg: DataConfig, seed: int) -> tuple[list[Example], list[Example], list[str], str, str]:
+    """A run's training and validation examples, its labels and both sources, before any
+    ``validation_limit`` on a carved split: ``data.validation``'s file, or the seeded,
+    stratified ``validation_fraction`` of train. Benches call it to score a run on exactly
+    the split it was validated on."""
     if not cfg.train:
         raise ConfigError("data.train is empty: name a training file, folder or hub dataset")
     train, train_source = read_split(cfg, "train", seed)
@@ -58,8 +61,14 @@ def prepare(cfg: DataConfig, tokenizer, seed: int) -> Prepared:
     else:
         train, val = stratified_split(train, cfg.validation_fraction, seed)
         val_source = f"{train_source} (seeded {cfg.validation_fraction:.0%} split, seed {seed})"
-        if cfg.validation_limit and cfg.validation_limit < len(val):
-            val = stratified_split(val, cfg.validation_limit / len(val), seed)[1]
+    return train, val, labels, train_source, val_source
+
+
+def prepare(cfg: DataConfig, tokenizer, seed: int) -> Prepared:
+    """Read train (and validation, or carve it), infer labels, tokenise both (cached)."""
+    train, val, labels, train_source, val_source = carve(cfg, seed)
+    if not cfg.validation and cfg.validation_limit and cfg.validation_limit < len(val):
+        val = stratified_split(val, cfg.validation_limit / len(val), seed)[1]
     # augmentation comes after the split: augmented text never reaches validation
     if cfg.augment == "eda":
         from landfall.data.augment import augment_examples

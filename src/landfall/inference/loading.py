@@ -14,7 +14,7 @@ from landfall.hub import resolve_model
 from landfall.inference.adapters import is_adapter_dir, load_adapter_model
 from landfall.inference.ensemble import EnsemblePredictor, is_ensemble, load_ensemble, member_dirs
 from landfall.inference.onnx_backend import OnnxClassifier, is_onnx_dir
-from landfall.inference.precision import settle_dtype
+from landfall.inference.precision import bf16_native, settle_dtype
 from landfall.inference.predictor import Predictor
 from landfall.inference.pruned import is_pruned_dir, load_pruned
 from landfall.inference.torch_int8 import is_torch_int8, quantize_linear
@@ -93,6 +93,5 @@ def load_run(
     model = settle_dtype(model, dev)  # bf16 weights: bf16 where native, else fp32
     model.to(dev).eval()
     labels = _labels(model.config)
-    bf16 = dev.type == "cuda" and cfg.train.precision != "fp32" and \
-        torch.cuda.is_bf16_supported(including_emulation=False)
+    bf16 = dev.type == "cuda" and cfg.train.precision != "fp32" and bf16_native(dev)
     return Predictor(model, tokenizer, labels, spec, batch_size=batch_size, device=dev, bf16=bf16)
