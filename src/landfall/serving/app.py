@@ -227,8 +227,8 @@ def create_app(run_dir: str | Path, cfg: ServeConfig | None = None) -> FastAPI:
 
     def refuse(exc: _Refused) -> JSONResponse:
         metrics.rejected.labels(exc.reason).inc()
-        wait = math.ceil(exc.retry_after) if exc.retry_after > 0 else RETRY_AFTER_S
-        headers = {"Retry-After": str(max(1, wait))} if exc.retry else None
+        wait = max(RETRY_AFTER_S, math.ceil(exc.retry_after))  # whole seconds, at least 1
+        headers = {"Retry-After": str(wait)} if exc.retry else None
         return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=headers)
 
     @app.middleware("http")

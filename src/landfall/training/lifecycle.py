@@ -15,6 +15,7 @@ from landfall import runs
 from landfall.config import Config
 from landfall.errors import LandfallError
 from landfall.inference.loading import run_config
+from landfall.inference.precision import bf16_native
 from landfall.training.checkpoint import latest_checkpoint
 from landfall.training.loop import FitResult, seed_everything
 
@@ -71,7 +72,7 @@ def make_accelerator(precision: str):
     from accelerate import Accelerator
 
     cuda = torch.cuda.is_available()
-    gpu_bf16 = cuda and torch.cuda.is_bf16_supported(including_emulation=False)
+    gpu_bf16 = cuda and bf16_native(torch.device("cuda"))
     if precision == "bf16" and not gpu_bf16:
         # bf16 on a CPU without bf16 units (AVX512-BF16/AMX) is slower than fp32
         raise LandfallError("train.precision=bf16 needs a GPU with bf16 support; use auto")
