@@ -12,7 +12,7 @@ import pytest
 
 from landfall.data.labels import encode_labels, infer_labels
 from landfall.data.readers import Example, read_examples, read_texts
-from landfall.data.splits import stratified_split
+from landfall.data.splits import blocked_split, stratified_split
 from landfall.errors import DataError, LandfallError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -320,3 +320,35 @@ def test_stratified_split_falls_back_when_a_class_is_tiny() -> None:
 def test_stratified_split_rejects_bad_fraction(fraction: float) -> None:
     with pytest.raises(LandfallError, match="fraction"):
         stratified_split(examples(["a", "b"] * 5), fraction, seed=0)
+
+
+def test_blocked_split_keeps_adjacent_rows_together() -> None:
+    # rows 1-60 are "a", 61-100 "b"; blocks of 10 rows: 1-9, 10-19, ... (line // 10)
+    data = examples(["a"] * 60 + ["b"] * 40)
+    train, val = blocked_split(data, 0.2, seed=3, block=10)
+    assert set(train).isdisjoint(val) and len(train) + len(val) == 100
+    val_blocks = {(e.label, e.line // 10) for e in val}
+    assert all((e.label, e.line // 10) not in val_blocks for e in train)  # none straddles
+    got = Counter(e.label for e in val)
+    assert got["a"] >= 12 and got["b"] >= 8  # each class's share, rounded up to whole blocks
+    assert blocked_split(data, 0.2, seed=3, block=10) == (train, val)
+    assert blocked_split(data, 0.2, seed=4, block=10) != (train, val)
+
+
+def test_blocked_split_refuses_to_hold_out_a_whole_class() -> None:
+    data = examples(["a"] * 50 + ["b"] * 5)
+    with pytest.raises(LandfallError, match="class 'b'.*smaller data.split_block"):
+        blocked_split(data, 0.1, seed=0, block=10)
+
+
+@needs_shared
+def test_blocked_split_on_imdb_holds_out_whole_runs_of_reviews() -> None:
+    from landfall.config import DataConfig
+    from landfall.data.prepare import carve
+
+    cfg = DataConfig(train=str(SHARED / "imdb" / "train.jsonl.gz"), split_block=100)
+    train, val, labels, _, val_source = carve(cfg, seed=42)
+    assert labels == ["neg", "pos"] and "blocks of 100 rows" in val_source
+    assert abs(len(val) - 2500) < 200 and Counter(e.label for e in val)["pos"] >= 1250
+    held = {(e.label, e.line // 100) for e in val}
+    assert all((e.label, e.line // 100) not in held for e in train)

@@ -52,6 +52,12 @@ class DataConfig:
     validation_fraction: float = _f(
         0.1, "Share of train held out when no validation is given.", gt=0.0, lt=1.0
     )
+    split_block: int = _f(
+        0,
+        "Carve the validation split in blocks of this many adjacent rows of one class "
+        "(0 = row by row), so related neighbours (IMDb: reviews of one movie) stay together.",
+        ge=0,
+    )
     limit: int = _f(
         0, "Use a seeded stratified sample of this many training examples (0 = all).", ge=0
     )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from landfall.config import DataConfig, expand_env
 from landfall.data.labels import encode_labels, infer_labels
 from landfall.data.readers import Example, read_examples
-from landfall.data.splits import stratified_split
+from landfall.data.splits import blocked_split, stratified_split
 from landfall.data.tokens import tokenize
 from landfall.errors import ConfigError
 
@@ -59,8 +59,14 @@ def carve(cfg: DataConfig, seed: int) -> tuple[list[Example], list[Example], lis
     if cfg.validation:
         val, val_source = read_split(cfg, "validation", seed)
     else:
-        train, val = stratified_split(train, cfg.validation_fraction, seed)
-        val_source = f"{train_source} (seeded {cfg.validation_fraction:.0%} split, seed {seed})"
+        if cfg.split_block:
+            train, val = blocked_split(train, cfg.validation_fraction, seed, cfg.split_block)
+            how = f"in blocks of {cfg.split_block} rows, "
+        else:
+            train, val = stratified_split(train, cfg.validation_fraction, seed)
+            how = ""
+        val_source = (f"{train_source} (seeded {cfg.validation_fraction:.0%} split, {how}"
+                      f"seed {seed})")
     return train, val, labels, train_source, val_source
 
 
