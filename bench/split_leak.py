@@ -59,7 +59,7 @@ def main() -> None:
     p.add_argument("--block", type=int, default=100)
     p.add_argument("--out", default=str(RESULTS / "split_leak.json"))
     a = p.parse_args()
-    from landfall.baseline.nbsvm import Baseline
+    from landfall.baseline.nbsvm import run_baseline
     from landfall.data.labels import encode_labels, infer_labels
     from landfall.data.readers import read_examples
     from landfall.data.splits import blocked_split, stratified_split
@@ -71,10 +71,9 @@ def main() -> None:
     print(json.dumps(out["similarity"]), flush=True)
 
     def score(train, val) -> float:
-        y_val = np.asarray(encode_labels(val, labels))
-        model = Baseline(seed=0).fit([e.text for e in train], encode_labels(train, labels),
-                                     n_classes=len(labels))
-        return float((model.predict_proba([e.text for e in val]).argmax(1) == y_val).mean())
+        return run_baseline([e.text for e in train], encode_labels(train, labels),
+                            [e.text for e in val], encode_labels(val, labels),
+                            labels)["metrics"]["accuracy"]
 
     for seed in (int(s) for s in a.seeds.split(",")):
         t = time.perf_counter()
