@@ -21,7 +21,7 @@ from landfall.data.readers import read_examples
 from landfall.data.tokens import tokenize
 from landfall.inference.loading import run_config
 from landfall.inference.predictor import Predictor
-from landfall.tasks.classification import compute_metrics
+from landfall.tasks.classification.metrics import compute_metrics
 from landfall.utils.quiet import quiet_transformers
 
 STRATEGIES = [

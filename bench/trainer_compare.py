@@ -33,7 +33,7 @@ from landfall.data.tokens import tokenize
 from landfall.data.windows import WindowSpec, make_windows, special_tokens
 from landfall.hub import resolve_model
 from landfall.inference.predictor import Predictor
-from landfall.tasks.classification import compute_metrics
+from landfall.tasks.classification.metrics import compute_metrics
 from landfall.utils.quiet import quiet_transformers
 
 

@@ -104,3 +104,80 @@ def sliding_run(out: Path, model_dir: Path, seed: int) -> Path:
     raw["data"].update(max_length=32, truncation="sliding", stride=8, max_windows=0)
     (out / "landfall.toml").write_text(tomli_w.dumps(build_config(raw).to_dict()))
     return out
+
+
+CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
+          "message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}"
+          "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+
+
+def bitext_rows(n: int) -> list[dict]:
+    """The first ``n`` rows of the real Bitext customer-support file."""
+    import csv
+
+    need_data()
+    with open(DATA / "bitext-support" / "train.csv", encoding="utf-8", newline="") as fh:
+        return [row for _, row in zip(range(n), csv.DictReader(fh))]
+
+
+@pytest.fixture(scope="session")
+def bitext_small(tmp_path_factory) -> Path:
+    """60 real Bitext rows (requests, responses, intents, categories, entities) as CSV."""
+    import csv
+
+    rows = bitext_rows(60)
+    path = tmp_path_factory.mktemp("bitext") / "small.csv"
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tmp_path_factory) -> Path:
+    """A 2-layer, 32-wide Llama with random weights and a byte-level BPE tokenizer (ChatML
+    template, as SmolLM2's) trained here on Bitext text."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    rows = bitext_rows(300)
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(
+        [r["instruction"] for r in rows] + [r["response"] for r in rows],
+        trainers.BpeTrainer(vocab_size=600, special_tokens=["<|endoftext|>", "<|im_start|>",
+                                                            "<|im_end|>"],
+                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>",
+                                  bos_token="<|im_start|>", pad_token="<|endoftext|>",
+                                  unk_token="<|endoftext|>")
+    tok.chat_template = CHATML
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                      num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+                      max_position_embeddings=1024, tie_word_embeddings=True,
+                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    out = tmp_path_factory.mktemp("tiny-lm")
+    LlamaForCausalLM(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def tiny_lm_config(model: Path, data: Path, **sections) -> dict:
+    """A config dict for a fast causal-LM run of the tiny decoder on Bitext rows."""
+    cfg = {
+        "task": {"name": "causal_lm"},
+        "model": {"name": str(model)},
+        "data": {"train": str(data), "validation_fraction": 0.2},
+        "chat": {"max_response_tokens": 48, "max_prompt_tokens": 96},
+        "train": {"epochs": 2.0, "batch_size": 8, "lr": 3e-3, "eval_every": 3,
+                  "checkpoint_every": 2, "patience": 0, "eval_batch_size": 16, "threads": 1},
+        "generate": {"max_new_tokens": 12, "batch_size": 4},
+        "report": {"baseline": True, "plots": True, "generation_limit": 6, "few_shot": 1},
+    }
+    for sec, values in sections.items():
+        cfg.setdefault(sec, {}).update(values)
+    return cfg

@@ -13,7 +13,7 @@ from landfall.config import build_config
 from landfall.errors import ConfigError, LandfallError
 from landfall.inference.predictor import Prediction
 from landfall.inference.rejection import OOSRule, load_rule
-from landfall.tasks.oos import (
+from landfall.tasks.classification.oos import (
     calibrate,
     in_scope_argmax,
     oos_metrics,

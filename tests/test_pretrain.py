@@ -9,7 +9,7 @@ import torch
 import landfall
 from conftest import tiny_config
 from landfall.config import build_config
-from landfall.tasks.mlm import IGNORE, mask_tokens, word_starts
+from landfall.tasks.mlm.masking import IGNORE, mask_tokens, word_starts
 
 
 def test_bert_masking_statistics():
@@ -33,7 +33,7 @@ def test_bert_masking_statistics():
 def test_masked_positions_only_gives_the_full_heads_logits(tiny_model):
     from transformers import AutoModelForMaskedLM
 
-    from landfall.training.objectives import masked_logits
+    from landfall.tasks.mlm.objective import masked_logits
 
     torch.manual_seed(0)
     model = AutoModelForMaskedLM.from_pretrained(tiny_model).eval()

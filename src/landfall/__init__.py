@@ -5,7 +5,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 
-_API = ("train", "pretrain", "export_merged", "export_onnx", "evaluate", "predict", "ensemble",
+_API = ("train", "pretrain", "generate", "export_merged", "export_onnx", "evaluate", "predict", "ensemble",
         "compress", "prune", "distill", "serve",
         "demo", "Config", "load_config")
 

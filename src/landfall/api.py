@@ -6,12 +6,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from landfall.config import Config, build_config
-from landfall.inference.adapters import export_merged
+from landfall.compression.merge import export_merged
 from landfall.inference.assemble import build_ensemble
 from landfall.inference.predict import predict_file as predict
-from landfall.reports.evaluate import evaluate
-from landfall.training.finetune import train
-from landfall.training.pretrain import pretrain
+from landfall.training.run import train
 
 # The main job's budget: about 10 minutes on 2 CPU cores (see README).
 DEMO = {
@@ -19,6 +17,39 @@ DEMO = {
              "truncation": "head+tail"},
     "train": {"epochs": 1.0, "batch_size": 16, "lr": 5e-5, "eval_every": 0},
 }
+
+
+def evaluate(run_dir: str | Path, data: str | Path, output: str | Path | None = None,
+             **kw) -> dict:
+    """Score a run on a labelled file: a classifier's accuracy, macro-F1, calibration... (see
+    ``reports.evaluate.evaluate``); a causal-LM run's ROUGE, embedding similarity, lengths and
+    entity carry-over beside the baselines (``reports.generation.evaluate_generation``: takes
+    ``limit`` and ``baselines``)."""
+    from landfall.inference.loading import run_task
+
+    if run_task(run_dir).head == "generate":
+        from landfall.reports.generation import evaluate_generation
+
+        return evaluate_generation(run_dir, data, output, **kw)
+    from landfall.reports.evaluate import evaluate as evaluate_classifier
+
+    return evaluate_classifier(run_dir, data, output, **kw)
+
+
+def generate(run_dir: str | Path, input: str | Path, output: str | Path, *,
+             text_field: str | None = None, overrides: list[str] | None = None) -> dict:
+    """Write a response to every request of ``input`` (JSONL rows in input order); streamed
+    and resumable; ``overrides`` are ``generate.FIELD=VALUE`` (sampling, stop strings...)."""
+    from landfall.inference.generate import generate_file
+
+    return generate_file(run_dir, input, output, text_field=text_field, overrides=overrides)
+
+
+def pretrain(cfg: Config | None, output: str | Path, *, resume: bool = False) -> dict:
+    """Masked-LM (continued) pretraining: ``train`` with ``task.name = "mlm"``."""
+    if cfg is not None:
+        cfg.task.name = "mlm"
+    return train(cfg, output, resume=resume)
 
 
 def ensemble(
@@ -100,5 +131,5 @@ def demo(output: str | Path = "runs/demo", overrides: list[str] | None = None) -
     return train(demo_config(overrides), output)
 
 
-__all__ = ["train", "pretrain", "export_merged", "export_onnx", "evaluate", "predict",
+__all__ = ["train", "pretrain", "generate", "export_merged", "export_onnx", "evaluate", "predict",
            "ensemble", "compress", "prune", "distill", "serve", "demo", "demo_config", "Config"]

@@ -64,7 +64,8 @@ def train(
     config: ConfigOpt = None, set_: SetOpt = None, output: OutputOpt = None,
     resume: ResumeOpt = None,
 ) -> None:
-    """Fine-tune a classifier; writes a run directory (model/, metrics, report, plots)."""
+    """Train a run of any task (task.name: classification, mlm, causal_lm); writes a run
+    directory (model/, landfall.toml, metrics, eval.json, report, plots)."""
     from landfall.api import train as api_train
 
     result = _run_job(api_train, config, set_, output, resume)
@@ -80,7 +81,7 @@ def pretrain(
     from landfall.api import pretrain as api_pretrain
 
     result = _run_job(api_pretrain, config, set_, output, resume)
-    h = result["heldout"]
+    h = result["heldout"]  # initial_perplexity: before the first step
     if h["perplexity"] is not None:
         print(f"held-out perplexity {h['perplexity']:.2f} "
               f"(before training {h['initial_perplexity']:.2f})")
@@ -101,6 +102,11 @@ def _config_for(config, set_, resume, output):
 
 def _print_result(result: dict, run_dir: Path | None) -> None:
     m = result["validation"]
+    if "rougeL" in m:  # a generation run
+        _print_generation(m)
+        if run_dir is not None:
+            print(f"report: {Path(run_dir) / 'report.md'}")
+        return
     line = f"validation accuracy {m['accuracy']:.2%}  macro-F1 {m['macro_f1']:.4f}"
     if result.get("baseline"):
         line += f"  (baseline {result['baseline']['metrics']['accuracy']:.2%})"
@@ -109,6 +115,14 @@ def _print_result(result: dict, run_dir: Path | None) -> None:
         _print_oos(result["oos"])
     if run_dir is not None:
         print(f"report: {Path(run_dir) / 'report.md'}")
+
+
+def _print_generation(m: dict) -> None:
+    table = Table("system", "ROUGE-1", "ROUGE-2", "ROUGE-L", "cosine", "words")
+    for name, r in m["systems"].items():
+        table.add_row(name, f"{r['rouge1']:.3f}", f"{r['rouge2']:.3f}", f"{r['rougeL']:.3f}",
+                      f"{r['similarity']:.3f}", f"{r['length_words']['mean']:.0f}")
+    Console().print(table)
 
 
 def _print_oos(oos: dict) -> None:
@@ -125,12 +139,25 @@ def evaluate(
     text_field: Annotated[str | None, typer.Option(help="Default: the run's.")] = None,
     label_field: Annotated[str | None, typer.Option(help="Default: the run's.")] = None,
     batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 64,
+    limit: Annotated[int | None, typer.Option(
+        help="Generation runs: score a seeded sample of this many requests (default: the "
+             "run's report.generation_limit; 0 = all).")] = None,
+    baselines: Annotated[bool, typer.Option(
+        help="Generation runs: also score retrieval and the base model zero/few-shot.")] = True,
     set_: StrategyOpt = None,
 ) -> None:
-    """Accuracy, macro-F1, per-class precision/recall, ECE, confusion matrix (JSON + PNG)."""
+    """Classifier: accuracy, macro-F1, per-class precision/recall, ECE, confusion matrix.
+    Generation run: ROUGE-1/2/L, MiniLM similarity, lengths, entity carry-over, per category,
+    beside the baselines. JSON + PNG + report.md."""
     from landfall.api import evaluate as api_evaluate
+    from landfall.inference.loading import run_task
 
     try:
+        if run_task(run_dir).head == "generate":
+            out = api_evaluate(run_dir, data, output, limit=limit, baselines=baselines)
+            _print_generation(out["validation"])
+            print(f"written: {out['output']}")
+            return
         out = api_evaluate(run_dir, data, output, text_field=text_field,
                            label_field=label_field, batch_size=batch_size, overrides=set_)
     except LandfallError as exc:
@@ -164,6 +191,29 @@ def predict(
     except LandfallError as exc:
         _fail(exc)
     print(f"{out['n']} predictions written to {out['output']}")
+
+
+@app.command()
+def generate(
+    run_dir: Annotated[Path, typer.Argument(help="A causal-LM run directory.")],
+    input: Annotated[str, typer.Option(help="JSONL/CSV/Parquet file of requests.")],
+    output: Annotated[Path, typer.Option(help="JSONL file to write (one row per request).")],
+    text_field: Annotated[str | None, typer.Option(
+        help="Request field (default: the run's chat.request_field).")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Generation settings, e.g. generate.do_sample=true, "
+                      "generate.temperature=0.7, generate.max_new_tokens=128, "
+                      "generate.stop='###' (see `landfall config`).")] = None,
+) -> None:
+    """Write a response to every request: batched with the KV cache, greedy or seeded
+    sampling, stop strings; streams to disk and resumes after an interruption."""
+    from landfall.api import generate as api_generate
+
+    try:
+        out = api_generate(run_dir, input, output, text_field=text_field, overrides=set_)
+    except LandfallError as exc:
+        _fail(exc)
+    print(f"{out['n']} responses ({out['new_tokens']} new tokens) written to {out['output']}")
 
 
 def _parse_weights(text: str | None) -> list[float] | None:

@@ -28,6 +28,16 @@ def _f(default: Any, help: str, **kw: Any) -> Any:
 
 
 @dataclass
+class TaskConfig:
+    name: str = _f(
+        "classification",
+        "What the run learns: classification (labels), mlm (masked-LM pretraining) or "
+        "causal_lm (instruction/response fine-tuning of a decoder). Recorded in landfall.toml; "
+        "loading a run reads it.",
+    )
+
+
+@dataclass
 class ModelConfig:
     name: str = _f(
         "sentence-transformers/all-MiniLM-L6-v2",
@@ -95,6 +105,48 @@ class DataConfig:
 
 
 @dataclass
+class ChatConfig:
+    request_field: str = _f("instruction", "causal_lm: the request (user turn) field/column.")
+    response_field: str = _f("response", "causal_lm: the written answer (assistant turn).")
+    stratify_field: str = _f(
+        "intent", "causal_lm: field the validation split is stratified by (empty = none)."
+    )
+    category_field: str = _f(
+        "category", "causal_lm: field that evaluation tables break down by (empty = none)."
+    )
+    entity_field: str = _f(
+        "entity_value",
+        "causal_lm: field holding an entity tagged in the request; evaluation reports the share "
+        "of responses that carry it (empty = none).",
+    )
+    system_prompt: str = _f(
+        "You are a helpful customer-support assistant.",
+        "causal_lm: system turn of every conversation (empty = none).",
+    )
+    max_prompt_tokens: int = _f(
+        256, "causal_lm: longest request (chat template included) accepted, in tokens.", ge=8
+    )
+    max_response_tokens: int = _f(
+        384, "causal_lm: training responses are cut to this many tokens.", ge=8
+    )
+
+
+@dataclass
+class GenerateConfig:
+    max_new_tokens: int = _f(256, "Most tokens generated per prompt.", ge=1, le=8192)
+    do_sample: bool = _f(False, "Sample (temperature, top_p, top_k) instead of greedy decoding.")
+    temperature: float = _f(0.7, "Sampling temperature.", gt=0.0, le=10.0)
+    top_p: float = _f(0.95, "Nucleus sampling: keep the smallest set of tokens with this "
+                      "probability mass.", gt=0.0, le=1.0)
+    top_k: int = _f(50, "Sample among the k most likely tokens (0 = no limit).", ge=0)
+    seed: int = _f(0, "Seed of sampling: the same seed gives the same text.")
+    stop: str = _f("", "Stop strings, separated by '|' (the text is cut before the first).")
+    batch_size: int = _f(16, "Prompts decoded together (left-padded, KV cache).", ge=1)
+    repetition_penalty: float = _f(1.0, "Penalty on tokens already generated (1 = none).",
+                                   ge=1.0, le=3.0)
+
+
+@dataclass
 class TrainConfig:
     epochs: float = _f(2.0, "Passes over the training data (fractions allowed).", gt=0.0)
     max_steps: int = _f(0, "Stop after this many optimizer steps (0 = no limit).", ge=0)
@@ -122,7 +174,8 @@ class TrainConfig:
     patience: int = _f(3, "Stop after this many evaluations without improvement (0 = never).", ge=0)
     metric: str = _f(
         "accuracy",
-        "Validation metric that picks the best checkpoint.",
+        "Validation metric that picks the best checkpoint (classification; causal_lm and mlm "
+        "always pick the lowest validation loss).",
         choices=("accuracy", "macro_f1"),
     )
     eval_batch_size: int = _f(64, "Sequences per forward pass when evaluating.", ge=1)
@@ -139,8 +192,16 @@ class TrainConfig:
 
 @dataclass
 class ReportConfig:
-    baseline: bool = _f(True, "Train the classic TF-IDF/NB baseline on the same split.")
+    baseline: bool = _f(True, "Score the honest baselines on the same split: classification: "
+                        "TF-IDF/NB-LR; causal_lm: nearest-neighbour retrieval of a training "
+                        "response and the base model prompted zero- and few-shot.")
     plots: bool = _f(True, "Write PNG plots (curves, confusion, reliability).")
+    generation_limit: int = _f(
+        200, "causal_lm: score generation on a seeded, stratified sample of at most this many "
+        "validation requests (0 = all): generating is the slow part of an evaluation.", ge=0)
+    few_shot: int = _f(
+        2, "causal_lm: demonstrations in the base model's few-shot prompt (the training pairs "
+        "whose requests are nearest by TF-IDF).", ge=0, le=8)
 
 
 @dataclass
@@ -253,6 +314,7 @@ class ServeConfig:
 
 @dataclass
 class Config:
+    task: TaskConfig = field(default_factory=TaskConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -263,12 +325,15 @@ class Config:
     distill: DistillConfig = field(default_factory=DistillConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
+    chat: ChatConfig = field(default_factory=ChatConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
 
 
 SECTIONS: dict[str, type] = {
+    "task": TaskConfig,
     "model": ModelConfig,
     "data": DataConfig,
     "train": TrainConfig,
@@ -279,6 +344,8 @@ SECTIONS: dict[str, type] = {
     "distill": DistillConfig,
     "prune": PruneConfig,
     "serve": ServeConfig,
+    "chat": ChatConfig,
+    "generate": GenerateConfig,
 }
 
 

@@ -126,6 +126,10 @@ def save_dir(path: str | Path, writer: Callable[[Path], None]) -> Path:
     return Path(path)
 
 
+def json_line(record: dict[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
 def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
     """Append one line and fsync: a killed run keeps every metric it logged."""
     with open(path, "a", encoding="utf-8") as fh:

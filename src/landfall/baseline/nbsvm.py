@@ -35,7 +35,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer, strip_accents_unicode
 from sklearn.linear_model import LogisticRegression
 
-from landfall.tasks.classification import compute_metrics
+from landfall.tasks.classification.metrics import compute_metrics
 
 _BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
 # Words of letters/digits with inner apostrophes kept ("don't", "it's"); single letters count.

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from landfall.errors import LandfallError
-from landfall.training.objectives import Classification
+from landfall.tasks.classification.objective import Classification
 
 
 @dataclass
@@ -119,10 +119,16 @@ def distill(teacher_run: str | Path, output: str | Path, *, config: str | Path |
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, name=str(
             teacher_run / "model")))
     else:
-        from landfall.training.finetune import load_model
+        from landfall.tasks.classification.model import load_classifier
 
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, name=d.student))
-        student, tokenizer = load_model(cfg, teacher.labels)
+        from transformers import AutoTokenizer
+
+        from landfall.hub import resolve_model
+        from landfall.training.adapters import wrap
+
+        student = wrap(load_classifier(cfg, teacher.labels), cfg.peft)
+        tokenizer = AutoTokenizer.from_pretrained(resolve_model(cfg.model.name))
     data = prepare(cfg.data, tokenizer, cfg.train.seed)
     if data.labels != teacher.labels:
         raise LandfallError(f"the training data's labels {data.labels} differ from the "

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from landfall.inference.loading import load_run, model_dir
-from landfall.tasks.classification import compute_metrics
+from landfall.tasks.classification.metrics import compute_metrics
 
 WEIGHT_SUFFIXES = {".safetensors", ".onnx", ".bin", ".data"}
 

@@ -122,7 +122,7 @@ def prune_run(run_dir: str | Path, output: str | Path, overrides: list[str] | No
     from landfall.data.prepare import prepare
     from landfall.data.windows import make_windows
     from landfall.inference.loading import load_run, run_config
-    from landfall.training.objectives import Classification
+    from landfall.tasks.classification.objective import Classification
     from landfall.utils.progress import progress_bar
 
     cfg = run_config(run_dir, ["report.baseline=false", *(overrides or [])])

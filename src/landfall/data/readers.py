@@ -13,7 +13,7 @@ import math
 import re
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,8 @@ class Example:
     label: str | None
     line: int
     source: str
+    # other fields asked for by name (``extra_fields``): raw values, None when absent
+    extra: dict[str, Any] | None = field(default=None, compare=False, hash=False)
 
 
 def read_examples(
@@ -58,11 +60,14 @@ def read_examples(
     require_labels: bool = True,
     split: str = "train",
     limit: int | None = None,
+    extra_fields: tuple[str, ...] = (),
 ) -> list[Example]:
-    """Read examples from a JSONL/CSV/TSV/Parquet file, an aclImdb folder or a hub dataset."""
+    """Read examples from a JSONL/CSV/TSV/Parquet file, an aclImdb folder or a hub dataset.
+
+    ``extra_fields`` are kept, as read, in each example's ``extra`` dict (None when absent)."""
     if limit is not None and (isinstance(limit, bool) or limit < 1):
         raise LandfallError(f"limit must be a positive number of examples, got {limit!r}")
-    fields = _Fields(text_field, label_field, require_labels)
+    fields = _Fields(text_field, label_field, require_labels, tuple(extra_fields))
     name = str(source)
     stream = _open_source(name, fields, split)
     examples: list[Example] = []
@@ -90,6 +95,7 @@ class _Fields:
     text: str
     label: str
     require_labels: bool
+    extra: tuple[str, ...] = ()
 
 
 def _open_source(name: str, fields: _Fields, split: str) -> Iterator[Example]:
@@ -154,13 +160,18 @@ def _make_example(
                 line=line,
                 field=fields.label,
             )
-        return Example(text=text, label=None, line=line, source=path)
+        return Example(text=text, label=None, line=line, source=path,
+                       extra=_extra(record, fields))
     label = _label_str(record[fields.label], label_names, path, line, fields.label)
     if label is None and fields.require_labels:
         raise DataError(
             "label is missing (empty or null)", path=path, line=line, field=fields.label
         )
-    return Example(text=text, label=label, line=line, source=path)
+    return Example(text=text, label=label, line=line, source=path, extra=_extra(record, fields))
+
+
+def _extra(record: dict[str, Any], fields: _Fields) -> dict[str, Any] | None:
+    return {name: record.get(name) for name in fields.extra} if fields.extra else None
 
 
 def _label_str(
@@ -279,14 +290,14 @@ def _read_csv(path: Path, fields: _Fields, delimiter: str) -> Iterator[Example]:
 
 def _check_columns(columns: list[str], fields: _Fields, name: str, line: int | None = 1) -> None:
     wanted = [fields.text, fields.label] if fields.require_labels else [fields.text]
-    for field in wanted:
-        if field not in columns:
-            kind = "text" if field == fields.text else "label"
+    for column in wanted:
+        if column not in columns:
+            kind = "text" if column == fields.text else "label"
             raise DataError(
                 f"missing {kind} column; columns present: {_present(columns)}",
                 path=name,
                 line=line,
-                field=field,
+                field=column,
             )
 
 

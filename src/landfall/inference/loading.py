@@ -18,6 +18,7 @@ from landfall.inference.precision import bf16_native, settle_dtype
 from landfall.inference.predictor import Predictor
 from landfall.inference.pruned import is_pruned_dir, load_pruned
 from landfall.inference.torch_int8 import is_torch_int8, quantize_linear
+from landfall.tasks import Task, get_task
 
 
 def run_config(run_dir: str | Path, overrides: list[str] | None = None) -> Config:
@@ -74,6 +75,7 @@ def load_run(
 
     path = model_dir(run_dir)
     cfg = run_config(run_dir, check_inference_overrides(overrides))
+    get_task(cfg.task.name).require("predict", str(run_dir))
     tokenizer = AutoTokenizer.from_pretrained(path)
     spec = WindowSpec.from_config(cfg.data, sum(map(len, special_tokens(tokenizer))))
     if is_onnx_dir(path):
@@ -95,3 +97,19 @@ def load_run(
     labels = _labels(model.config)
     bf16 = dev.type == "cuda" and cfg.train.precision != "fp32" and bf16_native(dev)
     return Predictor(model, tokenizer, labels, spec, batch_size=batch_size, device=dev, bf16=bf16)
+
+
+def run_task(run_dir: str | Path) -> Task:
+    """The task plugin a run was trained as (``[task] name`` of its landfall.toml)."""
+    return get_task(run_config(run_dir).task.name)
+
+
+def load_generation_run(run_dir: str | Path, *, device: str | None = None):
+    """A Generator for a causal-LM run (full fine-tune or adapter); refuses other tasks."""
+    from landfall.inference.generator import load_generator
+
+    cfg = run_config(run_dir)
+    get_task(cfg.task.name).require("generate", str(run_dir))
+    path = model_dir(run_dir)
+    base = resolve_model(cfg.model.name) if is_adapter_dir(path) else None
+    return load_generator(path, base, cfg.chat, device)

@@ -15,7 +15,7 @@ from landfall import runs
 from landfall.config import OOS_METHODS, OOSConfig
 from landfall.errors import LandfallError
 from landfall.inference.predictor import Prediction
-from landfall.tasks import oos
+from landfall.tasks.classification import oos
 
 
 def _logits(pred: Prediction) -> np.ndarray:
@@ -55,25 +55,6 @@ class OOSRule:
         metrics = oos.oos_metrics(y, self.label_ids(pred), self.oos_id(pred.labels))
         return {"label": self.label, "method": self.method, "threshold": self.threshold,
                 **metrics}
-
-
-def check_oos_data(cfg: OOSConfig, labels: Sequence[str], y_val: Sequence[int],
-                   source: str) -> None:
-    """Before training: the oos label must be a training label and occur in validation."""
-    if not cfg.label:
-        return
-    if cfg.label not in labels:
-        raise LandfallError(
-            f"oos.label={cfg.label!r} is not a label of the training data ({source}); "
-            "out-of-scope calibration needs examples labelled with it"
-        )
-    oos_id = list(labels).index(cfg.label)
-    n_oos = sum(1 for y in y_val if y == oos_id)
-    if n_oos == 0 or n_oos == len(y_val):
-        raise LandfallError(
-            f"oos.label={cfg.label!r}: the validation split needs both in-scope examples and "
-            f"examples labelled {cfg.label!r} to calibrate the rejection threshold"
-        )
 
 
 def fit_rule(cfg: OOSConfig, pred: Prediction, y: Sequence[int]) -> dict[str, Any]:

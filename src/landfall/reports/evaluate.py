@@ -13,7 +13,7 @@ from landfall.inference.loading import run_config
 from landfall.inference.predictor import Predictor
 from landfall.inference.rejection import fit_rule, load_rule
 from landfall.reports.plots import plot_confusion, plot_reliability, plot_training_curves
-from landfall.tasks.classification import compute_metrics
+from landfall.tasks.classification.metrics import compute_metrics
 
 
 def _plots(out_dir: Path, y: list[int], probs, metrics: dict, records: list | None) -> dict:

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from landfall.runs import atomic_path  # noqa: E402
-from landfall.tasks.classification import (  # noqa: E402
+from landfall.tasks.classification.metrics import (  # noqa: E402
     expected_calibration_error,
     reliability_bins,
 )

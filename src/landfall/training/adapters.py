@@ -3,8 +3,9 @@
 peft has no bottleneck (Houlsby/Pfeiffer) adapter for encoder classifiers, so none is
 offered. Prefix tuning needs a model whose forward takes ``past_key_values``; the BERT and
 MPNet encoders of transformers 5 no longer do, so for them it fails with a clear message.
-``task_type=SEQ_CLS`` makes peft train and save the classification head
-(``modules_to_save``), so a reloaded adapter predicts exactly like the trained model.
+The task names its peft task type: ``SEQ_CLS`` makes peft train and save the classification
+head (``modules_to_save``), so a reloaded adapter predicts exactly like the trained model;
+``CAUSAL_LM`` adapts a decoder (the LM head stays tied and frozen).
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from landfall.config import PeftConfig
 from landfall.errors import LandfallError
 
 
-def _peft_config(cfg: PeftConfig):
+def _peft_config(cfg: PeftConfig, task_type: str):
     try:
         import peft
     except ImportError:
         raise LandfallError("peft.method needs peft: pip install 'landfall[peft]'") from None
     targets = [t.strip() for t in cfg.target_modules.split(",") if t.strip()] or None
-    task = peft.TaskType.SEQ_CLS
+    task = getattr(peft.TaskType, task_type)
     if cfg.method == "lora":
         return peft.LoraConfig(task_type=task, r=cfg.r, lora_alpha=cfg.alpha,
                                lora_dropout=cfg.dropout, target_modules=targets)
@@ -33,8 +34,9 @@ def _peft_config(cfg: PeftConfig):
     return peft.PromptTuningConfig(task_type=task, num_virtual_tokens=cfg.virtual_tokens)
 
 
-def wrap(model: torch.nn.Module, cfg: PeftConfig) -> torch.nn.Module:
-    """The model with adapters (only they and the head train), or unchanged for ``none``."""
+def wrap(model: torch.nn.Module, cfg: PeftConfig, task_type: str = "SEQ_CLS") -> torch.nn.Module:
+    """The model with adapters (only they and, for a classifier, the head train), or unchanged
+    for ``none``. ``task_type`` is the task's peft.TaskType name."""
     if cfg.method == "none":
         return model
     if cfg.method == "prefix" and not _takes_past_key_values(model):
@@ -46,7 +48,7 @@ def wrap(model: torch.nn.Module, cfg: PeftConfig) -> torch.nn.Module:
     from peft import get_peft_model
 
     try:
-        return get_peft_model(model, _peft_config(cfg))
+        return get_peft_model(model, _peft_config(cfg, task_type))
     except ValueError as exc:  # e.g. target modules that the model does not have
         raise LandfallError(f"peft.method={cfg.method}: {exc}") from None
 

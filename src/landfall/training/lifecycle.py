@@ -20,18 +20,6 @@ from landfall.training.checkpoint import latest_checkpoint
 from landfall.training.loop import FitResult, seed_everything
 
 
-def dropout_overrides(model_config, cfg: Config) -> dict:
-    """Dropout names differ between architectures: set the ones this config has."""
-    kw = {}
-    for name in ("hidden_dropout_prob", "dropout", "classifier_dropout", "seq_classif_dropout"):
-        if hasattr(model_config, name):
-            kw[name] = cfg.model.dropout
-    for name in ("attention_probs_dropout_prob", "attention_dropout"):
-        if hasattr(model_config, name):
-            kw[name] = cfg.model.attention_dropout
-    return kw
-
-
 def configure_threads(threads: int) -> None:
     if threads > 0:
         torch.set_num_threads(threads)

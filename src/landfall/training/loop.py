@@ -1,6 +1,7 @@
 """The training loop: accelerate for device placement and mixed precision, our own sampler.
 
-What is optimised and how it is scored comes from an ``Objective`` (training.objectives).
+What is optimised and how it is scored comes from an ``Objective`` (a task plugin's:
+``landfall.tasks``).
 
 We do not hand the data to accelerate's DataLoader: the batch order must be a pure function
 of (seed, epoch) so that a resumed run can skip what it has seen without reading it.
@@ -8,7 +9,6 @@ of (seed, epoch) so that a resumed run can skip what it has seen without reading
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
@@ -25,13 +25,13 @@ from landfall import runs
 from landfall.config import TrainConfig
 from landfall.data.batching import training_batches
 from landfall.errors import LandfallError
+from landfall.tasks.base import Objective
 from landfall.training.checkpoint import (
     Progress,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
-from landfall.training.objectives import Objective
 from landfall.training.optim import make_optimizer, make_scheduler
 from landfall.utils.progress import progress_bar
 
@@ -88,7 +88,7 @@ def fit(
         progress = load_checkpoint(ckpt, accelerator.unwrap_model(model), optimizer, scheduler)
         # metrics logged after the checkpoint will be logged again
         kept = [r for r in runs.read_jsonl(metrics_path) if r.get("step", 0) <= progress.step]
-        runs.write_text(metrics_path, "".join(_json_line(r) for r in kept))
+        runs.write_text(metrics_path, "".join(runs.json_line(r) for r in kept))
     else:
         runs.write_text(metrics_path, "")  # a run killed before its first checkpoint
     every = _eval_every(cfg, per_epoch)
@@ -192,10 +192,6 @@ def _evaluate(
     else:
         progress.evals_without_gain += 1
     runs.append_jsonl(metrics_path, record)
-
-
-def _json_line(record: dict) -> str:
-    return json.dumps(record) + "\n"
 
 
 def seed_everything(seed: int) -> None:

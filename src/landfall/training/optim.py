@@ -28,7 +28,7 @@ def param_groups(
 ) -> list[dict]:
     """Groups by (decay or not, depth): no weight decay on biases and norms; with
     ``layer_decay`` < 1 each group's learning rate shrinks with its distance from the head."""
-    n_layers = getattr(model.config, "num_hidden_layers", 0)
+    n_layers = getattr(getattr(model, "config", None), "num_hidden_layers", 0)
     groups: dict[tuple[bool, int], dict] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:

@@ -17,6 +17,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from landfall.config import OOSConfig
+from landfall.errors import LandfallError
+
 SCORE_METHODS = ("max_prob", "energy")
 
 
@@ -156,3 +159,22 @@ def oos_metrics(y_true: Sequence[int], y_pred: Sequence[int], oos_id: int) -> di
         "n_in_scope": int((~true_oos).sum()),
         "n_oos": int(true_oos.sum()),
     }
+
+
+def check_oos_data(cfg: OOSConfig, labels: Sequence[str], y_val: Sequence[int],
+                   source: str) -> None:
+    """Before training: the oos label must be a training label and occur in validation."""
+    if not cfg.label:
+        return
+    if cfg.label not in labels:
+        raise LandfallError(
+            f"oos.label={cfg.label!r} is not a label of the training data ({source}); "
+            "out-of-scope calibration needs examples labelled with it"
+        )
+    oos_id = list(labels).index(cfg.label)
+    n_oos = sum(1 for y in y_val if y == oos_id)
+    if n_oos == 0 or n_oos == len(y_val):
+        raise LandfallError(
+            f"oos.label={cfg.label!r}: the validation split needs both in-scope examples and "
+            f"examples labelled {cfg.label!r} to calibrate the rejection threshold"
+        )

@@ -1,0 +1,79 @@
+"""Scores of generated text against references: ROUGE (the rouge-score package), length
+statistics, entity carry-over, per-category tables; embedding similarity from vectors that
+the caller computes (any sentence encoder)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+
+from landfall.errors import LandfallError
+
+
+def rouge(predictions: Sequence[str], references: Sequence[str]) -> dict[str, list[float]]:
+    """Per-example ROUGE-1/2/L F-measures (stemmed), as rouge-score computes them."""
+    try:
+        from rouge_score import rouge_scorer
+    except ImportError:
+        raise LandfallError("evaluating generation needs rouge-score: "
+                            "pip install 'landfall[generate]'") from None
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    out: dict[str, list[float]] = {"rouge1": [], "rouge2": [], "rougeL": []}
+    for p, r in zip(predictions, references, strict=True):
+        s = scorer.score(r, p)
+        for k in out:
+            out[k].append(s[k].fmeasure)
+    return out
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity of two (n, d) arrays."""
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    return (a * b).sum(axis=1)
+
+
+def length_stats(texts: Sequence[str]) -> dict[str, float]:
+    words = np.array([len(t.split()) for t in texts], dtype=np.float64)
+    if not len(words):
+        return {"mean": 0.0, "median": 0.0, "p10": 0.0, "p90": 0.0, "empty": 0}
+    return {"mean": float(words.mean()), "median": float(np.median(words)),
+            "p10": float(np.percentile(words, 10)), "p90": float(np.percentile(words, 90)),
+            "empty": int((words == 0).sum())}
+
+
+def carries(response: str, entity: str | None) -> bool | None:
+    """Does the response mention the entity of the request (case-insensitive)? None if the
+    request tags none."""
+    if not entity:
+        return None
+    return entity.strip().lower() in response.lower()
+
+
+def score_generations(predictions: Sequence[str], references: Sequence[str],
+                      categories: Sequence[str | None], entities: Sequence[str | None],
+                      similarity: Sequence[float] | None = None) -> dict:
+    """Overall and per-category figures of one system's responses."""
+    r = rouge(predictions, references)
+    carried = [carries(p, e) for p, e in zip(predictions, entities, strict=True)]
+    rows = {"rouge1": r["rouge1"], "rouge2": r["rouge2"], "rougeL": r["rougeL"]}
+    if similarity is not None:
+        rows["similarity"] = list(map(float, similarity))
+
+    def summary(idx: list[int]) -> dict:
+        out = {k: float(np.mean([v[i] for i in idx])) for k, v in rows.items()}
+        tagged = [carried[i] for i in idx if carried[i] is not None]
+        out["entity_carried"] = float(np.mean(tagged)) if tagged else None
+        out["entity_tagged"] = len(tagged)
+        out["n"] = len(idx)
+        return out
+
+    everything = list(range(len(predictions)))
+    by_cat: dict[str, list[int]] = defaultdict(list)
+    for i, c in enumerate(categories):
+        by_cat[c or "-"].append(i)
+    return {**summary(everything), "length_words": length_stats(predictions),
+            "per_category": {c: summary(idx) for c, idx in sorted(by_cat.items())},
+            "per_example": rows}
