@@ -19,8 +19,7 @@ from landfall.data.labels import encode_labels
 from landfall.data.prepare import carve
 from landfall.data.readers import read_examples
 from landfall.data.tokens import tokenize
-from landfall.inference.loading import run_config
-from landfall.inference.predictor import Predictor
+from landfall.inference.loading import load_run, run_config
 from landfall.tasks.classification.metrics import compute_metrics
 from landfall.utils.quiet import quiet_transformers
 
@@ -58,7 +57,7 @@ def main() -> None:
     examples = validation_of(args.run_dir, args.test)
     if args.limit:
         examples = examples[: args.limit]
-    pred = Predictor.from_run(args.run_dir)
+    pred = load_run(args.run_dir)
     y = encode_labels(examples, pred.labels)
     docs = tokenize([e.text for e in examples], pred.tokenizer)
     base = pred.spec

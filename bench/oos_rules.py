@@ -18,8 +18,7 @@ from pathlib import Path
 from landfall.config import OOSConfig
 from landfall.data.labels import encode_labels
 from landfall.data.readers import read_examples
-from landfall.inference.loading import run_config
-from landfall.inference.predictor import Predictor
+from landfall.inference.loading import load_run, run_config
 from landfall.inference.rejection import OOSRule, fit_rule
 from landfall.utils.quiet import quiet_transformers
 
@@ -36,7 +35,7 @@ def main() -> None:
     a = p.parse_args()
     quiet_transformers()
     cfg = run_config(a.run_dir)
-    pred = Predictor.from_run(a.run_dir)
+    pred = load_run(a.run_dir)
 
     def scored(path):
         ex = read_examples(path, text_field=cfg.data.text_field, label_field=cfg.data.label_field)

@@ -93,8 +93,8 @@ def test_generate_is_reproducible_for_a_seed_and_resumes(lm_run, tmp_path):
                               overrides=[*sample[:1], "generate.seed=4", sample[2]])
     assert other["n"] == 5 and (tmp_path / "c.jsonl").read_text() != rows_a
     # greedy equals what the Python API's Generator returns
-    from landfall.inference.loading import load_generation_run
     from landfall.inference.generate import settings_for
+    from landfall.inference.loading import load_generation_run
 
     landfall.generate(lm_run, src, tmp_path / "g.jsonl")
     gen = load_generation_run(lm_run)

@@ -15,8 +15,7 @@ from landfall.cli import app
 from landfall.config import build_config
 from landfall.errors import LandfallError
 from landfall.inference.ensemble import EnsemblePredictor
-from landfall.inference.loading import run_config
-from landfall.inference.predictor import Predictor
+from landfall.inference.loading import load_run, run_config
 
 WEIGHTS = [1.0, 3.0]
 
@@ -63,10 +62,10 @@ def test_directory_is_self_contained(ens, members):
 
 
 def test_probabilities_are_the_weighted_mean_of_the_members(ens, members, texts):
-    predictor = Predictor.from_run(ens)
+    predictor = load_run(ens)
     assert isinstance(predictor, EnsemblePredictor) and predictor.labels == ["neg", "pos"]
     pred = predictor.predict(texts)
-    a, b = (Predictor.from_run(m).predict(texts) for m in members)
+    a, b = (load_run(m).predict(texts) for m in members)
     assert not np.allclose(a.probs, b.probs)  # different seeds, different models
     np.testing.assert_allclose(pred.probs, 0.25 * a.probs + 0.75 * b.probs, atol=1e-6)
     np.testing.assert_array_equal(pred.windows, np.maximum(a.windows, b.windows))
@@ -113,3 +112,13 @@ def test_cli(members, tmp_path):
         res = runner.invoke(app, ["ensemble", *args])
         said = " ".join(res.output.split())  # rich wraps long lines
         assert res.exit_code == 2 and message in said, (args, res.output)
+
+
+@pytest.mark.parametrize("bad", ["/etc", "../elsewhere", ".", "members/../.."])
+def test_member_paths_must_stay_inside_the_ensemble(tmp_path, bad):
+    from landfall.inference.ensemble import read_manifest
+
+    (tmp_path / "ensemble.json").write_text(json.dumps(
+        {"labels": ["a", "b"], "members": [{"path": bad}]}))
+    with pytest.raises(LandfallError, match="must be a folder inside"):
+        read_manifest(tmp_path)

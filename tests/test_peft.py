@@ -12,7 +12,7 @@ import landfall
 from conftest import tiny_config
 from landfall.config import build_config
 from landfall.errors import LandfallError
-from landfall.inference.predictor import Predictor
+from landfall.inference.loading import load_run
 
 TEXTS = ["A wonderful film, moving and funny.", "Dull, long and badly acted. " * 30]
 
@@ -37,8 +37,8 @@ def test_reloaded_adapter_predicts_like_the_trained_model(tiny_model, imdb_small
     last = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()][-1]
     assert last["eval_loss"] == pytest.approx(result["validation"]["nll"], abs=1e-5)
     assert last["eval_accuracy"] == result["validation"]["accuracy"]
-    a = Predictor.from_run(run).predict(TEXTS).probs
-    b = Predictor.from_run(run).predict(TEXTS).probs
+    a = load_run(run).predict(TEXTS).probs
+    b = load_run(run).predict(TEXTS).probs
     np.testing.assert_allclose(a, b, atol=1e-6)
 
 
@@ -52,5 +52,5 @@ def test_lora_merge_equals_unmerged(tiny_model, imdb_small, tmp_path):
     merged = landfall.export_merged(run, tmp_path / "merged")
     plain = AutoModelForSequenceClassification.from_pretrained(merged / "model")
     assert not any("lora" in n for n, _ in plain.named_parameters())
-    np.testing.assert_allclose(Predictor.from_run(merged).predict(TEXTS).probs,
-                               Predictor.from_run(run).predict(TEXTS).probs, atol=1e-5)
+    np.testing.assert_allclose(load_run(merged).predict(TEXTS).probs,
+                               load_run(run).predict(TEXTS).probs, atol=1e-5)

@@ -13,6 +13,7 @@ import landfall
 from conftest import tiny_config
 from landfall.config import build_config
 from landfall.errors import LandfallError
+from landfall.inference.loading import load_run
 from landfall.inference.predictor import Predictor
 
 
@@ -45,7 +46,7 @@ def test_plain_transformers_loads_the_model_and_agrees_with_predictor(run_dir):
     text = "A wonderful, moving film with a great cast."
     with torch.no_grad():
         probs = model(**tok(text, return_tensors="pt")).logits.softmax(-1).numpy()[0]
-    ours = Predictor.from_run(run_dir).predict([text]).probs[0]
+    ours = load_run(run_dir).predict([text]).probs[0]
     np.testing.assert_allclose(ours, probs, atol=1e-5)
 
 
@@ -109,7 +110,7 @@ def test_long_text_strategy_can_change_at_inference_only(run_dir, imdb_small, tm
 def test_sliding_prediction_is_the_mean_of_its_windows(run_dir):
     from dataclasses import replace
 
-    pred = Predictor.from_run(run_dir)
+    pred = load_run(run_dir)
     pred.spec = replace(pred.spec, truncation="sliding", stride=8, max_windows=0)
     text = "great " * 150 + "awful " * 150
     doc = pred.tokenizer(text, add_special_tokens=False)["input_ids"]

@@ -1,18 +1,18 @@
-"""Landfall: take a pretrained transformer through its life cycle."""
+"""Landfall: take a pretrained transformer through its life cycle.
+
+The public API is generated from the verbs table in ``landfall.api`` (``landfall.train``,
+``landfall.generate``, ...); the CLI is generated from the same table.
+"""
 
 from __future__ import annotations
 
+from landfall import api as _api
+
 __version__ = "0.1.0"
+__all__ = list(_api.__all__)
 
 
-_API = ("train", "pretrain", "generate", "export_merged", "export_onnx", "evaluate", "predict", "ensemble",
-        "compress", "prune", "distill", "serve",
-        "demo", "Config", "load_config")
-
-
-def __getattr__(name: str):  # lazy: `import landfall` stays fast for the CLI's --help
-    if name in _API:
-        from landfall import api, config
-
-        return getattr(api, name, None) or getattr(config, name)
+def __getattr__(name: str):
+    if name in __all__:
+        return getattr(_api, name)
     raise AttributeError(name)

@@ -1,15 +1,104 @@
-"""The Python API. ``landfall.train(cfg, output)`` does what ``landfall train`` does."""
+"""The Python API and the one table of verbs that the CLI is generated from.
+
+Each verb is declared once, in ``VERBS``: an arguments dataclass whose fields carry their help
+(and how the CLI shows them), the function that does the work, and the config sections whose
+fields the verb reads. ``landfall.train(cfg, output)`` and ``landfall train --config FILE
+--output DIR`` are the same verb: the module-level functions below are generated from the
+table with the dataclass's signature, and ``landfall.cli`` builds one command per verb.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from landfall.config import Config, build_config
-from landfall.compression.merge import export_merged
-from landfall.inference.assemble import build_ensemble
-from landfall.inference.predict import predict_file as predict
-from landfall.training.run import train
+from landfall.config import Config, build_config, load_config
+from landfall.errors import LandfallError
+
+
+def arg(default: Any, help: str, *, positional: bool = False, flag: str = "",
+        cli: bool = True) -> Any:
+    """A verb argument: its help, whether the CLI takes it as a positional argument, its
+    option name when it differs from the field's (``overrides`` is ``--set``), and whether
+    the CLI offers it at all (a Config object is for Python callers only)."""
+    return field(default=default, metadata={"help": help, "positional": positional,
+                                            "flag": flag, "cli": cli})
+
+
+def req(help: str, *, positional: bool = False, flag: str = "") -> Any:
+    """A required verb argument."""
+    return field(metadata={"help": help, "positional": positional, "flag": flag, "cli": True,
+                           "required": True})
+
+
+SET_HELP = "Override a config field: section.field=value (repeatable)."
+
+
+@dataclass
+class Verb:
+    name: str  # the CLI command (export-onnx); the Python function is name with _ (export_onnx)
+    args: type  # dataclass of the arguments
+    run: Callable[[Any], Any]  # does the work, given an instance of ``args``
+    help: str
+    sections: tuple[str, ...] = ()  # config sections whose fields --set takes (listed in --help)
+    flags_from: str = ""  # a config section whose every field is also a --flag (serve)
+    api: bool = True  # also a function of the Python API
+
+    @property
+    def py_name(self) -> str:
+        return self.name.replace("-", "_")
+
+
+# --- training ------------------------------------------------------------------------------
+
+
+def _settle(cfg, overrides, resume, output) -> Config:
+    """The config of a training call: a Config as given (``overrides`` on top), a file (or
+    nothing: defaults) with overrides, or the run's own on ``resume``."""
+    from landfall.inference.loading import run_config
+
+    if isinstance(cfg, Config):
+        return build_config(cfg.to_dict(), overrides, source="config") if overrides else cfg
+    if resume and output is not None and cfg is None:
+        return run_config(output, overrides)
+    return load_config(cfg, overrides)
+
+
+@dataclass
+class TrainArgs:
+    cfg: Any = arg(None, "TOML or YAML config file (or, from Python, a Config).", flag="--config")
+    output: Path | None = arg(None, "Run directory to create (with --resume: to continue).")
+    resume: Path | None = arg(None, "Continue the run in this directory from its last "
+                                    "checkpoint (from Python also resume=True with output).")
+    overrides: list[str] | None = arg(None, SET_HELP, flag="--set")
+
+
+def _train(a: TrainArgs, task: str | None = None) -> dict:
+    from landfall.training.run import train as run
+
+    resume = bool(a.resume)
+    output = a.resume if isinstance(a.resume, str | Path) else a.output
+    if output is None:
+        raise LandfallError("give --output RUN_DIR (or --resume RUN_DIR)")
+    cfg = _settle(a.cfg, a.overrides, resume, output)
+    if task:
+        cfg.task.name = task
+    return run(cfg, output, resume=resume)
+
+
+def _pretrain(a: TrainArgs) -> dict:
+    return _train(a, task="mlm")
+
+
+@dataclass
+class DemoArgs:
+    output: Path = arg(Path("runs/demo"), "Run directory to create.")
+    overrides: list[str] | None = arg(None, SET_HELP, flag="--set")
+
 
 # The main job's budget: about 10 minutes on 2 CPU cores (see README).
 DEMO = {
@@ -17,105 +106,6 @@ DEMO = {
              "truncation": "head+tail"},
     "train": {"epochs": 1.0, "batch_size": 16, "lr": 5e-5, "eval_every": 0},
 }
-
-
-def evaluate(run_dir: str | Path, data: str | Path, output: str | Path | None = None,
-             **kw) -> dict:
-    """Score a run on a labelled file: a classifier's accuracy, macro-F1, calibration... (see
-    ``reports.evaluate.evaluate``); a causal-LM run's ROUGE, embedding similarity, lengths and
-    entity carry-over beside the baselines (``reports.generation.evaluate_generation``: takes
-    ``limit`` and ``baselines``)."""
-    from landfall.inference.loading import run_task
-
-    if run_task(run_dir).head == "generate":
-        from landfall.reports.generation import evaluate_generation
-
-        return evaluate_generation(run_dir, data, output, **kw)
-    from landfall.reports.evaluate import evaluate as evaluate_classifier
-
-    return evaluate_classifier(run_dir, data, output, **kw)
-
-
-def generate(run_dir: str | Path, input: str | Path, output: str | Path, *,
-             text_field: str | None = None, overrides: list[str] | None = None) -> dict:
-    """Write a response to every request of ``input`` (JSONL rows in input order); streamed
-    and resumable; ``overrides`` are ``generate.FIELD=VALUE`` (sampling, stop strings...)."""
-    from landfall.inference.generate import generate_file
-
-    return generate_file(run_dir, input, output, text_field=text_field, overrides=overrides)
-
-
-def pretrain(cfg: Config | None, output: str | Path, *, resume: bool = False) -> dict:
-    """Masked-LM (continued) pretraining: ``train`` with ``task.name = "mlm"``."""
-    if cfg is not None:
-        cfg.task.name = "mlm"
-    return train(cfg, output, resume=resume)
-
-
-def ensemble(
-    runs: Sequence[str | Path], output: str | Path, weights: Sequence[float] | None = None
-) -> dict:
-    """Combine runs (seeds, folds) into a self-contained ensemble directory at ``output``
-    that averages their class probabilities (weighted); returns its manifest."""
-    return build_ensemble(runs, output, weights)
-
-
-def export_onnx(run_dir: str | Path, output: str | Path, *, quantize: str = "none",
-                calibration: str | Path | None = None, calibration_size: int = 256,
-                keep_float: Sequence[str] = ()) -> Path:
-    """Write ``output``: the run as an ONNX Runtime run directory (fp32, or int8 dynamic /
-    static). Static quantisation calibrates on a seeded sample of ``calibration`` (default:
-    the run's own training file). ``keep_float`` names model parts (``embeddings``,
-    ``layer.<i>``, ``head``) left in fp32."""
-    from landfall.compression.onnx_export import calibration_texts
-    from landfall.compression.onnx_export import export_onnx as export
-    from landfall.inference.loading import run_config
-
-    texts: list[str] = []
-    if quantize == "static":
-        texts = calibration_texts(run_config(run_dir), calibration, calibration_size)
-    return export(run_dir, output, quantize=quantize, calibration_texts=texts,
-                  keep_float=keep_float)
-
-
-def compress(run_dir: str | Path, data: str, output: str | Path, *, max_drop: float = 0.5,
-             methods: Sequence[str] | None = None, include: Sequence[str | Path] = (),
-             limit: int = 0, latency_docs: int = 50, calibration: str | Path | None = None,
-             calibration_size: int = 256, overrides: Sequence[str] = ()) -> dict:
-    """Try compression recipes on ``run_dir``, measure each on ``data`` here, and write the
-    smallest within ``max_drop`` accuracy points as the run directory ``output`` (with the
-    table, JSON and Pareto plot under ``output/compress/``)."""
-    from landfall.compression.pipeline import compress as run
-
-    return run(run_dir, data, output, max_drop=max_drop, methods=methods, include=include,
-               limit=limit, latency_docs=latency_docs, calibration=calibration,
-               calibration_size=calibration_size, overrides=overrides)
-
-
-def prune(run_dir: str | Path, output: str | Path, overrides: list[str] | None = None) -> dict:
-    """Remove the least important heads and FFN neurons (``prune.*`` settings) and fine-tune
-    briefly to recover; writes the run directory ``output`` and returns its evaluation."""
-    from landfall.compression.prune import prune_run
-
-    return prune_run(run_dir, output, overrides)
-
-
-def distill(teacher: str | Path, output: str | Path, *, config: str | Path | None = None,
-            overrides: list[str] | None = None) -> dict:
-    """Train a smaller student (``distill.*`` settings) on the teacher run's soft targets;
-    writes the run directory ``output`` and returns its evaluation."""
-    from landfall.compression.distill import distill as run
-
-    return run(teacher, output, config=config, overrides=overrides)
-
-
-def serve(run_dir: str | Path, settings: dict | None = None) -> None:
-    """Serve ``run_dir`` over HTTP until SIGINT/SIGTERM; ``settings`` are ``[serve]`` fields.
-    ``landfall.serving.app.create_app`` gives the FastAPI app itself (for tests, ASGI hosts)."""
-    from landfall.config import build_config
-    from landfall.serving.app import serve as run
-
-    run(run_dir, build_config({"serve": settings or {}}).serve)
 
 
 def demo_config(overrides: list[str] | None = None) -> Config:
@@ -126,10 +116,301 @@ def demo_config(overrides: list[str] | None = None) -> Config:
     return build_config(data, overrides, source="demo")
 
 
-def demo(output: str | Path = "runs/demo", overrides: list[str] | None = None) -> dict:
-    """Fine-tune MiniLM on a slice of IMDb and report; returns the final evaluation."""
-    return train(demo_config(overrides), output)
+def _demo(a: DemoArgs) -> dict:
+    from landfall.training.run import train as run
+
+    return run(demo_config(a.overrides), a.output)
 
 
-__all__ = ["train", "pretrain", "generate", "export_merged", "export_onnx", "evaluate", "predict",
-           "ensemble", "compress", "prune", "distill", "serve", "demo", "demo_config", "Config"]
+# --- using a run ---------------------------------------------------------------------------
+
+
+@dataclass
+class EvaluateArgs:
+    run_dir: Path = req("A run directory.", positional=True)
+    data: str = req("Labelled file shaped like the training file (a generation run: requests "
+                    "with their reference responses).")
+    output: Path | None = arg(None, "Where to write eval.json and plots (default: "
+                                    "RUN_DIR/eval-NAME).")
+    text_field: str | None = arg(None, "Classifier: text field (default: the run's).")
+    label_field: str | None = arg(None, "Classifier: label field (default: the run's).")
+    batch_size: int = arg(64, "Classifier: sequences per forward pass.")
+    limit: int | None = arg(None, "Generation run: score a seeded sample of this many requests "
+                                  "(default: the run's report.generation_limit; 0 = all).")
+    baselines: bool = arg(True, "Generation run: also score retrieval and the base model "
+                                "zero/few-shot.")
+    overrides: list[str] | None = arg(None, "Classifier: change the long-text strategy, e.g. "
+                                            "data.truncation=sliding.", flag="--set")
+
+
+def _evaluate(a: EvaluateArgs) -> dict:
+    from landfall.inference.loading import run_task
+
+    if run_task(a.run_dir).head == "generate":
+        from landfall.reports.generation import evaluate_generation
+
+        return evaluate_generation(a.run_dir, a.data, a.output, limit=a.limit,
+                                   baselines=a.baselines)
+    from landfall.reports.evaluate import evaluate as classifier
+
+    return classifier(a.run_dir, a.data, a.output, text_field=a.text_field,
+                      label_field=a.label_field, batch_size=a.batch_size, overrides=a.overrides)
+
+
+@dataclass
+class PredictArgs:
+    run_dir: Path = req("A classifier run directory.", positional=True)
+    input: str = req("JSONL/CSV/Parquet file of texts.")
+    output: Path = req("JSONL file to write (one row per input, in input order).")
+    text_field: str | None = arg(None, "Default: the run's.")
+    batch_size: int = arg(64, "Sequences per forward pass.")
+    overrides: list[str] | None = arg(None, "Change the long-text strategy, e.g. "
+                                            "data.truncation=sliding.", flag="--set")
+
+
+def _predict(a: PredictArgs) -> dict:
+    from landfall.inference.predict import predict_file
+
+    return predict_file(a.run_dir, a.input, a.output, text_field=a.text_field,
+                        batch_size=a.batch_size, overrides=a.overrides)
+
+
+@dataclass
+class GenerateArgs:
+    run_dir: Path = req("A causal-LM run directory.", positional=True)
+    input: str = req("JSONL/CSV/Parquet file of requests.")
+    output: Path = req("JSONL file to write (one row per request, in input order).")
+    text_field: str | None = arg(None, "Request field (default: the run's chat.request_field).")
+    overrides: list[str] | None = arg(None, "Generation settings, e.g. generate.do_sample=true "
+                                            "generate.temperature=0.7 generate.stop='###'.",
+                                      flag="--set")
+
+
+def _generate(a: GenerateArgs) -> dict:
+    from landfall.inference.generate import generate_file
+
+    return generate_file(a.run_dir, a.input, a.output, text_field=a.text_field,
+                         overrides=a.overrides)
+
+
+@dataclass
+class EnsembleArgs:
+    runs: list[Path] = req("Two or more classifier run directories.", positional=True)
+    output: Path = req("Ensemble directory to create.")
+    weights: Any = arg(None, "One weight per run, comma-separated (default: equal).")
+
+
+def _ensemble(a: EnsembleArgs) -> dict:
+    from landfall.training.ensemble import build_ensemble
+
+    weights = a.weights
+    if isinstance(weights, str):
+        try:
+            weights = [float(x) for x in weights.split(",")]
+        except ValueError:
+            raise LandfallError(f"--weights {a.weights!r}: expected numbers separated by "
+                                "commas, e.g. 1,1,2") from None
+    return build_ensemble(a.runs, a.output, weights)
+
+
+# --- compression and export ----------------------------------------------------------------
+
+
+@dataclass
+class ExportMergedArgs:
+    run_dir: Path = req("A LoRA or IA³ run directory (classifier or causal LM).",
+                        positional=True)
+    output: Path = req("Run directory to write (plain model).")
+
+
+def _export_merged(a: ExportMergedArgs) -> Path:
+    from landfall.compression.merge import export_merged
+
+    return export_merged(a.run_dir, a.output)
+
+
+@dataclass
+class ExportOnnxArgs:
+    run_dir: Path = req("A classifier run directory.", positional=True)
+    output: Path = req("ONNX run directory to write.")
+    quantize: str = arg("none", "none (fp32), dynamic (int8 weights) or static (int8, "
+                                "calibrated).")
+    calibration: str | None = arg(None, "Static: texts to calibrate on (default: the run's "
+                                        "training file).")
+    calibration_size: int = arg(256, "Static: calibrate on a seeded sample of this many texts.")
+    keep_float: Any = arg((), "int8: comma-separated parts left in fp32 (embeddings, "
+                              "layer.<i>, head).")
+
+
+def _export_onnx(a: ExportOnnxArgs) -> Path:
+    from landfall.compression.onnx_export import calibration_texts, export_onnx
+    from landfall.inference.loading import run_config
+
+    keep = [p for p in a.keep_float.split(",") if p] if isinstance(a.keep_float, str) \
+        else list(a.keep_float)
+    texts: list[str] = []
+    if a.quantize == "static":
+        texts = calibration_texts(run_config(a.run_dir), a.calibration, a.calibration_size)
+    return export_onnx(a.run_dir, a.output, quantize=a.quantize, calibration_texts=texts,
+                       keep_float=keep)
+
+
+@dataclass
+class CompressArgs:
+    run_dir: Path = req("A classifier run directory.", positional=True)
+    data: str = req("Labelled file shaped like the training file.")
+    output: Path = req("Run directory to write (the chosen model).")
+    max_drop: float = arg(0.5, "Accuracy budget: at most this many points below the original.")
+    methods: Any = arg(None, "Comma-separated recipes (default: all): torch-int8, torch-bf16, "
+                             "onnx-fp32, onnx-int8-dynamic, onnx-int8-static, prune, "
+                             "prune+onnx-int8-dynamic.")
+    include: list[Path] | None = arg(None, "Another run to measure beside them, e.g. a "
+                                           "distilled student (repeatable).")
+    limit: int = arg(0, "Evaluate on a seeded stratified sample of this many documents "
+                        "(0 = all).")
+    latency_docs: int = arg(50, "Documents timed one by one for the batch-1 latency.")
+    calibration: str | None = arg(None, "Static int8: texts to calibrate on (default: the "
+                                        "run's training file).")
+    calibration_size: int = arg(256, "Static int8: calibration sample size.")
+    overrides: list[str] | None = arg(None, SET_HELP, flag="--set")
+
+
+def _compress(a: CompressArgs) -> dict:
+    from landfall.compression.pipeline import compress
+
+    methods = [m for m in a.methods.split(",") if m] if isinstance(a.methods, str) \
+        else a.methods
+    return compress(a.run_dir, a.data, a.output, max_drop=a.max_drop, methods=methods or None,
+                    include=a.include or (), limit=a.limit, latency_docs=a.latency_docs,
+                    calibration=a.calibration, calibration_size=a.calibration_size,
+                    overrides=a.overrides or ())
+
+
+@dataclass
+class PruneArgs:
+    run_dir: Path = req("A classifier run directory.", positional=True)
+    output: Path = req("Run directory to write.")
+    overrides: list[str] | None = arg(None, SET_HELP, flag="--set")
+
+
+def _prune(a: PruneArgs) -> dict:
+    from landfall.compression.prune import prune_run
+
+    return prune_run(a.run_dir, a.output, a.overrides)
+
+
+@dataclass
+class DistillArgs:
+    teacher: Path = req("The teacher: a classifier run directory.")
+    output: Path = req("Run directory to write (the student).")
+    student: str | None = arg(None, "layers:N (the teacher with N layers) or a model name/dir "
+                                    "(distill.student).")
+    config: Path | None = arg(None, "TOML or YAML config file.")
+    overrides: list[str] | None = arg(None, SET_HELP, flag="--set")
+
+
+def _distill(a: DistillArgs) -> dict:
+    from landfall.compression.distill import distill
+
+    overrides = [*(a.overrides or []), *([f"distill.student={a.student}"] if a.student else [])]
+    return distill(a.teacher, a.output, config=a.config, overrides=overrides)
+
+
+# --- serving -------------------------------------------------------------------------------
+
+
+@dataclass
+class ServeArgs:
+    run_dir: Path = req("A run directory (PyTorch or ONNX).", positional=True)
+    settings: dict | None = arg(None, "serve.* fields as a dict (Python callers).", cli=False)
+    config: Path | None = arg(None, "TOML or YAML config file (its [serve] section).")
+    overrides: list[str] | None = arg(None, "Override a serve field: serve.field=value.",
+                                      flag="--set")
+
+
+def _serve(a: ServeArgs) -> None:
+    from landfall.serving.app import serve
+
+    file = load_config(a.config).to_dict() if a.config else {}
+    serve_fields = {**file.get("serve", {}), **(a.settings or {})}
+    serve(a.run_dir, build_config({"serve": serve_fields}, a.overrides, source="serve").serve)
+
+
+# --- the table -----------------------------------------------------------------------------
+
+_TRAIN_SECTIONS = ("task", "model", "data", "chat", "train", "peft", "report", "oos",
+                   "generate")
+
+VERBS: list[Verb] = [
+    Verb("train", TrainArgs, _train,
+         "Train a run of any task (task.name: classification, mlm, causal_lm): model/, "
+         "landfall.toml, metrics, eval.json, report, plots.", _TRAIN_SECTIONS),
+    Verb("pretrain", TrainArgs, _pretrain,
+         "Masked-LM (continued) pretraining on unlabelled text (train with task.name=mlm); "
+         "model/ feeds `landfall train`.", ("model", "data", "train", "pretrain", "report")),
+    Verb("evaluate", EvaluateArgs, _evaluate,
+         "Score a run on a labelled file. Classifier: accuracy, macro-F1, per-class P/R, ECE, "
+         "confusion. Generation run: ROUGE-1/2/L, MiniLM similarity, lengths, entity "
+         "carry-over, per category, beside the baselines. JSON + PNG + report.md."),
+    Verb("predict", PredictArgs, _predict,
+         "Label every text of a file; output rows follow the input order; streams and "
+         "resumes."),
+    Verb("generate", GenerateArgs, _generate,
+         "Write a response to every request: batched with the KV cache, greedy or seeded "
+         "sampling, stop strings; streams to disk and resumes after an interruption.",
+         ("generate",)),
+    Verb("ensemble", EnsembleArgs, _ensemble,
+         "Average several classifier runs' class probabilities; predict and evaluate take "
+         "the result."),
+    Verb("export-merged", ExportMergedArgs, _export_merged,
+         "Fold a LoRA/IA³ adapter into the base weights: a plain transformers model."),
+    Verb("export-onnx", ExportOnnxArgs, _export_onnx,
+         "Export a classifier run to ONNX Runtime (graph-optimised; optionally int8); "
+         "predict/evaluate load the result like the original."),
+    Verb("compress", CompressArgs, _compress,
+         "Try quantisation and pruning recipes, measure each here, keep the smallest within "
+         "the accuracy budget; writes a Markdown/JSON table and a Pareto plot.",
+         ("prune", "data")),
+    Verb("prune", PruneArgs, _prune,
+         "Remove the least important attention heads and FFN neurons, then fine-tune "
+         "briefly.", ("prune",)),
+    Verb("distill", DistillArgs, _distill,
+         "Knowledge distillation: a smaller student learns the teacher's soft targets (and "
+         "the labels).", ("distill", "train")),
+    Verb("serve", ServeArgs, _serve,
+         "Serve a run over HTTP: POST /v1/classify, /v1/model, /healthz, /readyz, /metrics, "
+         "/docs.", ("serve",), flags_from="serve"),
+    Verb("demo", DemoArgs, _demo,
+         "The main job: fine-tune MiniLM on IMDb on a ~10-minute CPU budget, then report.",
+         _TRAIN_SECTIONS),
+]
+VERB = {v.name: v for v in VERBS}
+
+
+def _api_function(verb: Verb) -> Callable[..., Any]:
+    """A module-level function with the verb's argument dataclass as its signature."""
+    params = []
+    for f in dataclasses.fields(verb.args):
+        required = f.metadata.get("required", False)
+        kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        params.append(inspect.Parameter(f.name, kind, default=inspect.Parameter.empty
+                                        if required else f.default))
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        bound = call.__signature__.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return verb.run(verb.args(**bound.arguments))
+
+    call.__signature__ = inspect.Signature(params)
+    call.__name__ = call.__qualname__ = verb.py_name
+    call.__doc__ = verb.help + "\n\n" + "\n".join(
+        f"``{f.name}``: {f.metadata['help']}" for f in dataclasses.fields(verb.args))
+    return call
+
+
+for _verb in VERBS:
+    if _verb.api:
+        globals()[_verb.py_name] = _api_function(_verb)
+
+__all__ = [v.py_name for v in VERBS if v.api] + ["demo_config", "load_config", "Config",
+                                                  "VERBS"]

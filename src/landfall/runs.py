@@ -1,15 +1,21 @@
 """The run directory: the unit users hold, and atomic writes into it.
 
+This module owns the layout: every writer (training, ensemble, export-merged, export-onnx,
+compress, prune, distill) writes through ``write_text`` / ``write_json`` / ``save_dir`` /
+``copy_file``, each a temporary name renamed into place.
+
 Layout::
 
     RUN_DIR/
       model/            plain transformers directory (config with id2label, safetensors, tokenizer)
-      landfall.toml     the resolved configuration
+      landfall.toml     the resolved configuration (its [task] says what the run is)
+      manifest.json     task, backend (torch, onnx), base model, source of a derived run
       metrics.jsonl     one JSON object per logging/evaluation step
       eval.json         final validation metrics (+ the baseline's)
       report.md         human-readable report, links to plots/
       plots/            PNG plots
       oos.json          out-of-scope rejection rule (only with oos.label set)
+      generations.jsonl causal_lm: the validation responses of every system scored
       checkpoints/      resumable training state (removed once training has finished)
 """
 
@@ -32,6 +38,7 @@ REPORT = "report.md"
 PLOTS = "plots"
 CHECKPOINTS = "checkpoints"
 OOS = "oos.json"
+MANIFEST = "manifest.json"  # what the run is: task, backend, base model, derived from
 ENSEMBLE = "ensemble.json"  # marks an ensemble directory (members/<i>/ instead of model/)
 MEMBERS = "members"
 
@@ -118,12 +125,46 @@ def write_json(path: str | Path, data: Any) -> Path:
     return write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+def copy_file(src: str | Path, dst: str | Path) -> Path:
+    """Copy one run file (``landfall.toml``, ``oos.json``...) atomically."""
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+    return Path(dst)
+
+
+RUN_FILES = (CONFIG, OOS)  # the files beside model/ that a derived run carries over
+
+
+def copy_run_files(src: str | Path, dst: str | Path, names: tuple[str, ...] = RUN_FILES) -> None:
+    """Carry a run's own files (config, out-of-scope rule...) into a derived run directory."""
+    for name in names:
+        if (Path(src) / name).is_file():
+            copy_file(Path(src) / name, Path(dst) / name)
+
+
 def save_dir(path: str | Path, writer: Callable[[Path], None]) -> Path:
     """Call ``writer(tmp_dir)`` and move the finished directory to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.mkdir()
         writer(tmp)
     return Path(path)
+
+
+def write_manifest(run_dir: str | Path, **fields: Any) -> Path:
+    """``manifest.json``: the source run's manifest (if any) updated with ``fields``."""
+    return write_json(Path(run_dir) / MANIFEST, {**read_manifest(fields.pop("source", None)),
+                                                 **fields})
+
+
+def read_manifest(run_dir: str | Path | None) -> dict[str, Any]:
+    """A run's manifest ({} for a run without one, or for None)."""
+    if run_dir is None or not (Path(run_dir) / MANIFEST).is_file():
+        return {}
+    try:
+        data = json.loads((Path(run_dir) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def json_line(record: dict[str, Any]) -> str:

@@ -213,10 +213,9 @@ def export_onnx(run_dir: str | Path, output: str | Path, *, quantize: str = "non
         predictor.tokenizer.save_pretrained(tmp)
 
     runs.save_dir(output / runs.MODEL, write)
-    if (run_dir / runs.CONFIG).exists():
-        shutil.copyfile(run_dir / runs.CONFIG, output / runs.CONFIG)
-    if (run_dir / runs.OOS).exists():
-        shutil.copyfile(run_dir / runs.OOS, output / runs.OOS)
+    runs.copy_run_files(run_dir, output)
+    runs.write_manifest(output, source=run_dir, backend="onnx", quantize=quantize,
+                        derived_from=str(run_dir))
     runs.write_json(output / "compression.json", {
         "source": str(run_dir), "backend": "onnxruntime", "quantize": quantize,
         "optimised": optimise and quantize != "static", "opset": OPSET,

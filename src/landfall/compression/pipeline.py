@@ -189,6 +189,4 @@ def _install(src: Path, output: Path) -> None:
     model = model_dir(src)
     runs.save_dir(output / runs.MODEL, lambda tmp: shutil.copytree(model, tmp,
                                                                     dirs_exist_ok=True))
-    for name in (runs.CONFIG, runs.OOS, "compression.json", "pruning.json"):
-        if (src / name).exists():
-            shutil.copyfile(src / name, output / name)
+    runs.copy_run_files(src, output, (*runs.RUN_FILES, "compression.json", "pruning.json"))

@@ -47,7 +47,7 @@ def _torch_variant(src: Path, out: Path, path: Path, config: dict, info: dict,
         (tmp / "config.json").write_text(json.dumps(cfg, indent=2))
 
     runs.save_dir(out / runs.MODEL, write)
-    _copy_run_files(src, out)
+    runs.copy_run_files(src, out)
     runs.write_json(out / "compression.json", {"source": str(src), "backend": "torch", **info})
     return out
 
@@ -86,12 +86,6 @@ def torch_bf16(src: Path, out: Path, ctx: Context) -> Path:
         {"weights": "bf16", "note": note},
         weights=lambda state: {k: v.to(torch.bfloat16) if v.is_floating_point() else v
                                for k, v in state.items()})
-
-
-def _copy_run_files(src: Path, out: Path) -> None:
-    for name in (runs.CONFIG, runs.OOS):
-        if (src / name).exists():
-            shutil.copyfile(src / name, out / name)
 
 
 def _onnx(quantize: str, keep_float: bool = False) -> Callable[[Path, Path, Context], Path]:

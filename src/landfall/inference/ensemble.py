@@ -53,6 +53,12 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
             not all(isinstance(m, dict) and isinstance(m.get("path"), str) for m in members):
         raise LandfallError(f"{file}: field 'members' must be a non-empty list of "
                             "{\"path\": ...} objects")
+    root = Path(path).resolve()
+    for m in members:  # a member must be a folder inside the ensemble, never the ensemble
+        where = (root / m["path"]).resolve()
+        if Path(m["path"]).is_absolute() or root not in where.parents:
+            raise LandfallError(f"{file}: member path {m['path']!r} must be a folder inside "
+                                f"{path} (members/<i>)")
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise LandfallError(f"{file}: field 'labels' must be a list of strings")
     data["weights"] = normalise_weights(data.get("weights"), len(members), f"{file}: 'weights'")
@@ -85,11 +91,6 @@ class EnsemblePredictor:
                                     f"expected {self.labels}")
         self.weights = np.asarray(normalise_weights(weights, len(self.members)))
 
-    @classmethod
-    def from_run(cls, run_dir: str | Path, *, batch_size: int = 64,
-                 device: str | None = None) -> EnsemblePredictor:
-        return load_ensemble(run_dir, batch_size=batch_size, device=device)
-
     def predict(
         self, texts: Sequence[str], progress: bool = False, cache: bool = False
     ) -> Prediction:
@@ -99,19 +100,3 @@ class EnsemblePredictor:
         windows = np.max(np.stack([p.windows for p in preds]), axis=0)
         logits = np.log(np.clip(probs, 1e-300, None))
         return Prediction(probs, windows, self.labels, logits)
-
-
-def load_ensemble(path: str | Path, *, batch_size: int = 64,
-                  device: str | None = None) -> EnsemblePredictor:
-    """Load every member (with ``load_run``, so members may be ensembles themselves)."""
-    from landfall.inference.loading import load_run
-
-    manifest = read_manifest(path)
-    members = []
-    for m in manifest["members"]:
-        member = load_run(Path(path) / m["path"], batch_size=batch_size, device=device)
-        if list(member.labels) != manifest["labels"]:
-            raise LandfallError(f"{Path(path) / m['path']}: labels {member.labels} differ from "
-                                f"those of {Path(path) / runs.ENSEMBLE}")
-        members.append(member)
-    return EnsemblePredictor(members, manifest["weights"], manifest["labels"])

@@ -12,7 +12,7 @@ from landfall.data.windows import WindowSpec, special_tokens
 from landfall.errors import LandfallError
 from landfall.hub import resolve_model
 from landfall.inference.adapters import is_adapter_dir, load_adapter_model
-from landfall.inference.ensemble import EnsemblePredictor, is_ensemble, load_ensemble, member_dirs
+from landfall.inference.ensemble import EnsemblePredictor, is_ensemble, member_dirs, read_manifest
 from landfall.inference.onnx_backend import OnnxClassifier, is_onnx_dir
 from landfall.inference.precision import bf16_native, settle_dtype
 from landfall.inference.predictor import Predictor
@@ -113,3 +113,17 @@ def load_generation_run(run_dir: str | Path, *, device: str | None = None):
     path = model_dir(run_dir)
     base = resolve_model(cfg.model.name) if is_adapter_dir(path) else None
     return load_generator(path, base, cfg.chat, device)
+
+
+def load_ensemble(path: str | Path, *, batch_size: int = 64,
+                  device: str | None = None) -> EnsemblePredictor:
+    """Load every member (with ``load_run``, so members may be ensembles themselves)."""
+    manifest = read_manifest(path)
+    members = []
+    for m in manifest["members"]:
+        member = load_run(Path(path) / m["path"], batch_size=batch_size, device=device)
+        if list(member.labels) != manifest["labels"]:
+            raise LandfallError(f"{Path(path) / m['path']}: labels {member.labels} differ from "
+                                f"those of {Path(path) / runs.ENSEMBLE}")
+        members.append(member)
+    return EnsemblePredictor(members, manifest["weights"], manifest["labels"])

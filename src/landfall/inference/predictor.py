@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -67,12 +66,6 @@ class Predictor:
             self.device = torch.device(device) if device else next(model.parameters()).device
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self._prefix, self._suffix = special_tokens(tokenizer)
-
-    @classmethod
-    def from_run(cls, run_dir: str | Path, *, batch_size: int = 64, device: str | None = None):
-        from landfall.inference.loading import load_run
-
-        return load_run(run_dir, batch_size=batch_size, device=device)
 
     def add_special(self, ids: list[int]) -> list[int]:
         return self._prefix + list(ids) + self._suffix

@@ -9,8 +9,7 @@ from landfall import runs
 from landfall.config import Config
 from landfall.data.labels import encode_labels
 from landfall.data.readers import read_examples
-from landfall.inference.loading import run_config
-from landfall.inference.predictor import Predictor
+from landfall.inference.loading import load_run, run_config
 from landfall.inference.rejection import fit_rule, load_rule
 from landfall.reports.plots import plot_confusion, plot_reliability, plot_training_curves
 from landfall.tasks.classification.metrics import compute_metrics
@@ -31,7 +30,7 @@ def _plots(out_dir: Path, y: list[int], probs, metrics: dict, records: list | No
 
 def evaluate_and_report(run_dir: Path, cfg: Config, data: Any, summary: dict) -> dict:
     """Final step of training: reload the best model from disk, evaluate, compare, report."""
-    predictor = Predictor.from_run(run_dir, batch_size=cfg.train.eval_batch_size)
+    predictor = load_run(run_dir, batch_size=cfg.train.eval_batch_size)
     pred = predictor.predict_tokens(data.validation.docs, progress=True)
     metrics = compute_metrics(data.validation.y, pred.probs, data.labels)
     baseline = None
@@ -82,8 +81,6 @@ def evaluate(
     """Accuracy, macro-F1, per-class P/R, ECE and confusion of a run on a labelled file
     (plus in-scope accuracy and oos recall/precision when the run has an ``oos.json``).
     ``overrides`` (e.g. ``data.truncation=sliding``) change the long-text strategy."""
-    from landfall.inference.loading import load_run
-
     run_dir = Path(run_dir)
     cfg = run_config(run_dir)
     tf = text_field or cfg.data.text_field

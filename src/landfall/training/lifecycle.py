@@ -89,6 +89,8 @@ def start_run(cfg: Config | None, output: str | Path, resume: bool) -> tuple[Con
 
 def write_config(run_dir: Path, cfg: Config) -> None:
     runs.write_text(run_dir / runs.CONFIG, tomli_w.dumps(cfg.to_dict()))
+    runs.write_manifest(run_dir, task=cfg.task.name, backend="torch",
+                        base_model=cfg.model.name, peft=cfg.peft.method)
 
 
 def best_saver(run_dir: Path, model, tokenizer, accelerator):
