@@ -183,3 +183,13 @@ def test_lora_run_saves_an_adapter_that_export_merged_folds(tiny_lm, bitext_smal
     ra = [json.loads(r)["response"] for r in (tmp_path / "a.jsonl").read_text().splitlines()]
     rb = [json.loads(r)["response"] for r in (tmp_path / "b.jsonl").read_text().splitlines()]
     assert ra == rb
+
+
+def test_log_likelihood_scores_text_the_model_was_trained_on_higher(lm_run, bitext_small):
+    from landfall.inference.loading import load_generation_run
+
+    gen = load_generation_run(lm_run)
+    seen = "I'm here to help you cancel your order. Please follow the steps below."
+    scrambled = " ".join(reversed(seen.split()))
+    a, b = gen.log_likelihood([seen, scrambled])
+    assert a < 0 and b < 0 and a > b

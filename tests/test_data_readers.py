@@ -352,3 +352,25 @@ def test_blocked_split_on_imdb_holds_out_whole_runs_of_reviews() -> None:
     assert abs(len(val) - 2500) < 200 and Counter(e.label for e in val)["pos"] >= 1250
     held = {(e.label, e.line // 100) for e in val}
     assert all((e.label, e.line // 100) not in held for e in train)
+
+
+def test_hostile_jsonl_names_file_and_line(tmp_path):
+    from landfall.data.readers import read_examples
+    from landfall.errors import DataError
+
+    f = tmp_path / "bad.jsonl"
+    f.write_text('{"text": "fine", "label": "a"}\n{"text": "\\ud800", "label": "b"}\n')
+    with pytest.raises(DataError, match=r"bad.jsonl:2: field 'text': .*lone surrogate"):
+        read_examples(f)
+    f.write_text('{"text": "fine", "label": "a"}\n' + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(DataError, match=r"bad.jsonl:2: malformed JSON: nested too deeply"):
+        read_examples(f)
+
+
+def test_csv_texts_longer_than_csvs_default_limit_are_read(tmp_path):
+    from landfall.data.readers import read_examples
+
+    f = tmp_path / "long.csv"
+    f.write_text("text,label\n" + "word " * 40_000 + ",pos\nshort,neg\n")
+    rows = read_examples(f)
+    assert len(rows[0].text) == 200_000 and rows[1].label == "neg"

@@ -56,3 +56,24 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tiny_model, imdb_small, t
     assert steps == sorted(steps)  # nothing logged twice after the resume
     again = _train(["--resume", str(broken)])
     assert again.returncode == 2 and "already finished" in again.stderr
+
+
+def test_a_damaged_checkpoint_falls_back_to_the_previous_one(tiny_model, imdb_small, tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(tomli_w.dumps(tiny_config(tiny_model, imdb_small,
+                                             report={"baseline": False, "plots": False})))
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    assert _train(["--config", str(cfg), "--output", str(whole)]).returncode == 0
+    killed = _train(["--config", str(cfg), "--output", str(broken)],
+                    {"LANDFALL_KILL_AT_STEP": "11"})
+    assert killed.returncode == -signal.SIGKILL
+    ckpts = sorted(p.name for p in (broken / "checkpoints").glob("step-*"))
+    assert ckpts == ["step-0000006", "step-0000009"]  # the previous one is kept
+    newest = broken / "checkpoints" / "step-0000009" / "model.safetensors"
+    newest.write_bytes(newest.read_bytes()[:1000])  # truncated, as by a full disk
+    resumed = _train(["--resume", str(broken)])
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "step-0000009" in resumed.stderr and "falling back" in resumed.stderr
+    a = load_file(str(whole / "model" / "model.safetensors"))
+    b = load_file(str(broken / "model" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)

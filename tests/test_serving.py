@@ -321,3 +321,106 @@ def test_sigterm_finishes_in_flight_requests_and_client_works(run, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.parametrize("body,needle", [
+    (b'{"texts": ["\\ud800"]}', "texts[0]: not valid Unicode"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+])
+def test_hostile_json_is_422_not_500(client, body, needle):
+    r = client.post("/v1/classify", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert needle in r.json()["detail"]
+
+
+def test_chunked_body_is_cut_off_at_the_limit(run):
+    """No Content-Length: the limit holds while the chunks arrive (the rest is never read)."""
+    import asyncio
+
+    from landfall.serving.app import _Refused, read_body
+
+    def chunks():
+        for _ in range(1000):
+            yield b'{"texts": ["' + b"a" * 1000 + b'"]}'
+
+    with _client(run, max_body_bytes=5000) as c:
+        _wait_ready(c)
+        r = c.post("/v1/classify", content=chunks(), headers={"content-type": "application/json"})
+        assert r.status_code == 413 and "over 5000 bytes" in r.json()["detail"]
+
+    read = []
+
+    class Chunked:  # what read_body asks of a request: headers and the body stream
+        headers: dict = {}
+
+        async def stream(self):
+            for _ in range(1000):
+                read.append(1)
+                yield b"x" * 1000
+
+    with pytest.raises(_Refused, match="over 5000 bytes"):
+        asyncio.run(read_body(Chunked(), 5000))
+    assert len(read) == 6  # stopped at the chunk that crossed the limit
+
+
+def test_a_poisoned_request_fails_alone_and_is_counted():
+    from landfall.serving.batcher import Batcher, BatchStats
+
+    errors = []
+
+    def model(windows):
+        if any(w == [666] for w in windows):
+            raise RuntimeError("poison")
+        return np.ones((len(windows), 2), dtype=np.float32)
+
+    b = Batcher(model, max_batch_size=8, max_wait_ms=200,
+                stats=BatchStats(on_error=errors.append))
+    good, bad, good2 = b.submit([[1]]), b.submit([[666]]), b.submit([[2], [3]])
+    assert good.result(5).shape == (1, 2) and good2.result(5).shape == (2, 2)
+    with pytest.raises(RuntimeError, match="poison"):
+        bad.result(5)
+    assert errors == [1]
+    b.close()
+
+
+def test_model_failure_is_500_in_metrics_and_paths_stay_private(run, monkeypatch):
+    with _client(run) as c:
+        _wait_ready(c)
+        service = c.app.state.service
+
+        def boom(windows):
+            raise RuntimeError("kernel exploded")
+
+        monkeypatch.setattr(service.batcher, "run", boom)
+        r = c.post("/v1/classify", json={"texts": ["a"]})
+        assert r.status_code == 500 and "failed on this request" in r.json()["detail"]
+        text = c.get("/metrics").text
+        assert 'landfall_requests_total{path="/v1/classify",status="500"} 1.0' in text
+        assert "landfall_errors_total 1.0" in text
+        assert str(run) not in c.get("/v1/model").text
+        assert str(run) not in c.get("/openapi.json").text
+
+
+def test_requests_in_flight_are_bounded(run):
+    with _client(run, max_inflight=1) as c:
+        _wait_ready(c)
+        gate = threading.Event()
+        service = c.app.state.service
+        real = service.windows
+
+        def slow(texts):
+            gate.wait(10)
+            return real(texts)
+
+        service.windows = slow
+        out = {}
+        t = threading.Thread(target=lambda: out.update(
+            first=c.post("/v1/classify", json={"texts": ["a"]})))
+        t.start()
+        time.sleep(0.5)
+        second = c.post("/v1/classify", json={"texts": ["b"]})
+        gate.set()
+        t.join(10)
+        assert second.status_code == 503 and "in flight" in second.json()["detail"]
+        assert second.headers["retry-after"]
+        assert out["first"].status_code == 200

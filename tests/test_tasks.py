@@ -93,3 +93,29 @@ def test_a_fourth_task_registered_here_trains_through_the_one_entry_point(
     assert json.loads((tmp_path / "toy" / "eval.json").read_text())["train"]["steps"] == 6
     assert 'name = "toy_length"' in (tmp_path / "toy" / "landfall.toml").read_text()
     assert (tmp_path / "toy" / "model" / "model.safetensors").exists()
+
+
+class _NaNGradient(_LengthObjective):
+    """A finite loss (0) whose gradient is NaN: sqrt at 0 times 0."""
+
+    def loss(self, model, idx, n, device, autocast):
+        return (model.head.weight.sum() * 0).sqrt()
+
+
+class NaNTask(ToyLengthTask):
+    name = "toy_nan"
+
+    def objective(self, cfg, data, model, tokenizer, ctx):
+        return _NaNGradient(data[0], data[1], model)
+
+
+def test_non_finite_gradients_stop_training_before_the_weights_change(
+        tiny_model, imdb_small, tmp_path):
+    from landfall.errors import LandfallError
+
+    register(NaNTask())
+    raw = tiny_config(tiny_model, imdb_small, train={"max_steps": 3})
+    raw["task"] = {"name": "toy_nan"}
+    with pytest.raises(LandfallError, match="non-finite gradients at step 1"):
+        landfall.train(build_config(raw), tmp_path / "nan")
+    assert not (tmp_path / "nan" / "model").exists()

@@ -133,3 +133,19 @@ def test_unknown_label_at_evaluation_is_a_clear_error(run_dir, tmp_path):
 def test_refuses_to_overwrite_a_run(run_dir, tiny_model, imdb_small):
     with pytest.raises(LandfallError, match="already holds a run"):
         landfall.train(build_config(tiny_config(tiny_model, imdb_small)), run_dir)
+
+
+def test_input_gradients_match_a_finite_difference(run_dir):
+    from landfall.inference.gradients import input_gradients
+
+    pred = load_run(run_dir)
+    g = input_gradients(pred, "A wonderful, moving film.")
+    assert g.gradients.shape == g.embeddings.shape and len(g.tokens) == g.embeddings.shape[0]
+    assert g.tokens[0] == "[CLS]" and g.saliency.shape == (len(g.tokens),)
+    # moving one token's embedding along its gradient raises the target logit
+    model = pred.model
+    emb = torch.tensor(g.embeddings)[None] + 1e-2 * torch.tensor(g.gradients)[None]
+    with torch.no_grad():
+        up = model(inputs_embeds=emb, attention_mask=torch.ones(emb.shape[:2],
+                                                                dtype=torch.long)).logits[0]
+    assert up[g.target] > g.logits[g.target]

@@ -302,7 +302,11 @@ class ServeConfig:
                                  "this (0 = off).", ge=0.0)
     max_texts: int = _f(64, "Most texts in one request (413 beyond).", ge=1)
     max_chars: int = _f(100_000, "Most characters in one text (413 beyond).", ge=1)
-    max_body_bytes: int = _f(4_000_000, "Largest request body in bytes (413 beyond).", ge=1)
+    max_body_bytes: int = _f(4_000_000, "Largest request body in bytes (413 beyond), enforced "
+                             "while the body is read (chunked bodies too).", ge=1)
+    max_inflight: int = _f(256, "Most requests being read, tokenised or waiting for the model "
+                           "at once; beyond it 503 + Retry-After (nothing unbounded waits).",
+                           ge=1)
     timeout_s: float = _f(30.0, "Per-request limit from arrival to answer (504 beyond).", gt=0.0)
     threads: int = _f(0, "Torch / ONNX Runtime threads (0 = their default: all cores).", ge=0)
     trim_every_s: float = _f(10.0, "Return freed heap memory to the OS (glibc malloc_trim) at "

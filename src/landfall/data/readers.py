@@ -38,6 +38,10 @@ SUPPORTED = (
 _FILE_LIKE = (*SUPPORTED, ".gz", ".txt", ".zip", ".xlsx", ".xls", ".arrow", ".pkl", ".bz2", ".xz")
 _HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 _UNSUP = "unsup"
+# csv's default field limit (131,072 characters) is smaller than a long review or article; a
+# field over this larger limit is reported as such, not as "malformed CSV"
+CSV_FIELD_LIMIT = 1 << 26
+csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,11 @@ def _make_example(
         )
     if not text.strip():
         raise DataError("text is empty", path=path, line=line, field=fields.text)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DataError("text is not valid Unicode (a lone surrogate such as \\ud800)",
+                        path=path, line=line, field=fields.text) from None
     if fields.label not in record:
         if fields.require_labels:
             raise DataError(
@@ -252,6 +261,8 @@ def _read_jsonl(path: Path, fields: _Fields) -> Iterator[Example]:
             raise DataError(
                 f"malformed JSON: {exc.msg} at column {exc.colno}{hint}", path=name, line=number
             ) from None
+        except RecursionError:
+            raise DataError("malformed JSON: nested too deeply", path=name, line=number) from None
         if not isinstance(record, dict):
             kind = "null" if record is None else type(record).__name__
             raise DataError(f"expected a JSON object, got {kind}{hint}", path=name, line=number)
@@ -283,6 +294,9 @@ def _read_csv(path: Path, fields: _Fields, delimiter: str) -> Iterator[Example]:
             yield _make_example(dict(zip(header, row, strict=True)), fields, name, start, None)
             start = reader.line_num + 1
     except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            raise DataError(f"a field is longer than {CSV_FIELD_LIMIT:,} characters",
+                            path=name, line=start) from None
         raise DataError(f"malformed CSV: {exc}", path=name, line=start) from None
     finally:
         lines.close()

@@ -126,6 +126,29 @@ class Generator:
             results.append(Generation(text.strip(), len(p), len(new), finish))
         return results
 
+    @torch.inference_mode()
+    def log_likelihood(self, texts: Sequence[str], batch_size: int = 16) -> list[float]:
+        """Sum of the log-probabilities of each text's tokens after the first (plain text, no
+        chat template): the score of stereotype tests such as CrowS-Pairs."""
+        tok = self.tokenizer
+        seqs = [encode(tok, t) for t in texts]
+        out = [0.0] * len(seqs)
+        for idx in inference_batches([len(s) for s in seqs], batch_size):
+            width = max(len(seqs[i]) for i in idx)
+            ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for row, i in enumerate(idx):
+                ids[row, : len(seqs[i])] = torch.as_tensor(seqs[i])
+                mask[row, : len(seqs[i])] = 1
+            logits = self.model(input_ids=ids.to(self.device),
+                                attention_mask=mask.to(self.device)).logits.float()
+            logp = torch.log_softmax(logits[:, :-1], -1).gather(
+                -1, ids[:, 1:, None].to(self.device))[..., 0]
+            sums = (logp * mask[:, 1:].to(self.device)).sum(1).tolist()
+            for row, i in enumerate(idx):
+                out[i] = sums[row]
+        return out
+
     def generate(self, requests: Sequence[str | Sequence[dict]], settings: GenerateConfig,
                  progress: bool = False) -> list[Generation]:
         """Responses to requests (texts or chat message lists), in input order."""

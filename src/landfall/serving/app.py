@@ -83,10 +83,51 @@ def _check_texts(payload: Any, cfg: ServeConfig) -> list[str]:
                            "invalid")
         if not t.strip():
             raise _Refused(422, f"texts[{i}]: empty text", "invalid")
+        if not _encodable(t):
+            raise _Refused(422, f"texts[{i}]: not valid Unicode (a lone surrogate such as "
+                           "\\ud800)", "invalid")
         if len(t) > cfg.max_chars:
             raise _Refused(413, f"texts[{i}]: {len(t)} characters, the limit is "
                            f"{cfg.max_chars}", "text_too_long")
     return texts
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused (413) as soon as it grows past ``limit`` bytes while it is
+    read: a declared Content-Length is checked first, a chunked body as its chunks arrive."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise _Refused(400, "Content-Length is not a number", "invalid") from None
+        if size > limit:
+            raise _Refused(413, f"body of {size} bytes, the limit is {limit}", "body_too_large")
+    chunks, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise _Refused(413, f"body over {limit} bytes (the limit)", "body_too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes) -> Any:
+    """The body as JSON, or 422 (also for nesting too deep for the parser)."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _Refused(422, f"body is not valid JSON: {exc}", "invalid") from None
+    except RecursionError:
+        raise _Refused(422, "body is not valid JSON: nested too deeply", "invalid") from None
 
 
 class Service:
@@ -138,7 +179,8 @@ class Service:
                                max_batch_tokens=self.cfg.max_batch_tokens,
                                max_queue=self.cfg.max_queue,
                                max_queue_wait_s=self.cfg.max_queue_wait_s,
-                               stats=BatchStats(self._on_batch, self.metrics.on_queue))
+                               stats=BatchStats(self._on_batch, self.metrics.on_queue,
+                                                self.metrics.errors.inc))
         self.ready.set()
 
     def _on_batch(self, size: int, tokens: int) -> None:
@@ -161,7 +203,7 @@ class Service:
     def info(self) -> dict:
         p = self.predictor
         rule = self.labeller.rule
-        return {"run": str(self.run_dir), "backend": self.backend, "labels": p.labels,
+        return {"run": self.run_dir.name, "backend": self.backend, "labels": p.labels,
                 "model_type": getattr(p.model.config, "model_type", None),
                 "max_length": p.spec.max_length, "truncation": p.spec.truncation,
                 "aggregate": p.spec.aggregate,
@@ -221,7 +263,7 @@ def create_app(run_dir: str | Path, cfg: ServeConfig | None = None) -> FastAPI:
             await run_in_threadpool(service.batcher.close, True, 60.0)
 
     app = FastAPI(title="Landfall", version="1", lifespan=lifespan,
-                  description=f"Text classification with `{run_dir}`.")
+                  description=f"Text classification with the run `{run_dir.name}`.")
     app.state.service = service
     app.state.metrics = metrics
 
@@ -259,8 +301,9 @@ def create_app(run_dir: str | Path, cfg: ServeConfig | None = None) -> FastAPI:
         """The model is loaded and warmed up (503 until then, or if loading failed)."""
         if service.ready.is_set():
             return JSONResponse({"status": "ready", "backend": service.backend})
-        body = {"status": "failed", "error": service.error} if service.error else \
-            {"status": "loading"}
+        # the reason is in the server's log, not here: it may name paths on this machine
+        body = {"status": "failed", "error": "the model failed to load (see the server log)"} \
+            if service.error else {"status": "loading"}
         return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
     @app.get("/metrics")
@@ -275,6 +318,7 @@ def create_app(run_dir: str | Path, cfg: ServeConfig | None = None) -> FastAPI:
             return refuse(_Refused(503, "model is loading", "not_ready", retry=True))
         return JSONResponse(service.info())
 
+    inflight = [0]  # requests inside _classify (the event loop is single-threaded)
     schema = {"requestBody": {"required": True, "content": {
         "application/json": {"schema": ClassifyRequest.model_json_schema()}}}}
 
@@ -286,19 +330,19 @@ def create_app(run_dir: str | Path, cfg: ServeConfig | None = None) -> FastAPI:
     async def classify(request: Request):
         """Classify texts: per text the label, class probabilities and window count."""
         t0 = time.monotonic()
+        if inflight[0] >= cfg.max_inflight:
+            return refuse(_Refused(503, f"server busy: {inflight[0]} requests in flight "
+                                   f"(limit {cfg.max_inflight})", "inflight_full", retry=True))
+        inflight[0] += 1
         try:
-            size = int(request.headers.get("content-length") or 0)
-            if size > cfg.max_body_bytes:
-                raise _Refused(413, f"body of {size} bytes, the limit is {cfg.max_body_bytes}",
-                               "body_too_large")
-            body = await request.body()
-            if len(body) > cfg.max_body_bytes:
-                raise _Refused(413, f"body of {len(body)} bytes, the limit is "
-                               f"{cfg.max_body_bytes}", "body_too_large")
-            try:
-                payload = json.loads(body)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise _Refused(422, f"body is not valid JSON: {exc}", "invalid") from None
+            return await _classify(request, t0)
+        finally:
+            inflight[0] -= 1
+
+    async def _classify(request: Request, t0: float):
+        try:
+            body = await read_body(request, cfg.max_body_bytes)
+            payload = parse_json(body)
             texts = _check_texts(payload, cfg)
             if not service.ready.is_set():
                 raise _Refused(503, "model is loading", "not_ready", retry=True)
@@ -317,6 +361,11 @@ def create_app(run_dir: str | Path, cfg: ServeConfig | None = None) -> FastAPI:
                 future.cancel()  # skipped by the batcher if it has not started
                 raise _Refused(504, f"not answered within {cfg.timeout_s} s", "timeout") \
                     from None
+            except Exception as exc:  # noqa: BLE001 - the model failed on this request
+                print(f"landfall serve: the model failed on a request: "
+                      f"{type(exc).__name__}: {exc}", flush=True)
+                raise _Refused(500, "the model failed on this request", "model_error") \
+                    from None
         except _Refused as exc:
             return refuse(exc)
         metrics.texts.inc(len(texts))
@@ -331,5 +380,7 @@ def serve(run_dir: str | Path, cfg: ServeConfig | None = None) -> None:
 
     cfg = cfg or ServeConfig()
     app = create_app(run_dir, cfg)
+    # uvicorn's own bound: connections beyond it get 503 before any of our code runs
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="info", access_log=False,
-                timeout_graceful_shutdown=max(cfg.timeout_s, 5))
+                timeout_graceful_shutdown=max(cfg.timeout_s, 5),
+                limit_concurrency=cfg.max_inflight + 64)

@@ -55,6 +55,7 @@ class BatchStats:
 
     on_batch: Callable[[int, int], None] = lambda size, tokens: None  # windows, their tokens
     on_queue: Callable[[int], None] = lambda depth: None  # windows waiting
+    on_error: Callable[[int], None] = lambda requests: None  # requests the model failed on
 
 
 class Batcher:
@@ -147,14 +148,27 @@ class Batcher:
             windows = [w for j in live for w in j.windows]
             try:
                 logits = self._forward(windows)
-            except BaseException as exc:  # noqa: BLE001 - handed to every waiting request
-                for j in live:
-                    j.future.set_exception(exc)
+            except Exception as exc:  # noqa: BLE001 - retried alone below, then handed on
+                self._one_by_one(live, exc)
                 continue
             start = 0
             for j in live:
                 j.future.set_result(logits[start : start + len(j.windows)])
                 start += len(j.windows)
+
+    def _one_by_one(self, jobs: list[_Job], exc: Exception) -> None:
+        """A failed batch: run each request alone, so one poisoned request fails by itself
+        and its batch-mates still get their answers."""
+        if len(jobs) == 1:
+            self.stats.on_error(1)
+            jobs[0].future.set_exception(exc)
+            return
+        for j in jobs:
+            try:
+                j.future.set_result(self._forward(j.windows))
+            except Exception as own:  # noqa: BLE001 - this request's own failure
+                self.stats.on_error(1)
+                j.future.set_exception(own)
 
     def _forward(self, windows: list[list[int]]) -> np.ndarray:
         start = time.perf_counter()

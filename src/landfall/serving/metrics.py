@@ -31,6 +31,8 @@ class Metrics:
         self.texts = Counter("landfall_texts", "Texts classified.", registry=r)
         self.rejected = Counter("landfall_rejected", "Requests refused by reason.", ["reason"],
                                 registry=r)
+        self.errors = Counter("landfall_errors", "Requests the model failed on (answered 500).",
+                              registry=r)
         ProcessCollector(registry=r)  # process_resident_memory_bytes, CPU seconds, open fds
 
     def on_batch(self, size: int, tokens: int) -> None:

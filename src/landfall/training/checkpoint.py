@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from landfall.errors import LandfallError
@@ -96,19 +97,37 @@ def save_checkpoint(
 
     save_dir(root / name, write)
     write_text(root / "latest", name + "\n")
-    for old in root.glob("step-*"):
-        if old.name != name:
-            shutil.rmtree(old, ignore_errors=True)
+    # the previous checkpoint stays until a newer one exists beside this one: if this one
+    # turns out damaged (a bad disk, a truncated copy), resume falls back to the previous
+    for old in sorted(root.glob("step-*"))[:-KEEP]:
+        shutil.rmtree(old, ignore_errors=True)
     return root / name
+
+
+KEEP = 2  # checkpoints kept on disk: the newest and the one before it
+
+
+def checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoints of a run, newest first (the ``latest`` pointer's first)."""
+    root = Path(run_dir) / CHECKPOINTS
+    found = sorted((p for p in root.glob("step-*") if (p / "state.json").exists()),
+                   reverse=True)
+    newest = latest_checkpoint(run_dir)
+    if newest is not None and newest in found:
+        found.remove(newest)
+        found.insert(0, newest)
+    return found
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
     root = Path(run_dir) / CHECKPOINTS
     pointer = root / "latest"
-    if not pointer.exists():
-        return None
-    path = root / pointer.read_text().strip()
-    return path if (path / "state.json").exists() else None
+    if pointer.exists():
+        path = root / pointer.read_text(errors="replace").strip()
+        if (path / "state.json").exists():
+            return path
+    found = sorted(p for p in root.glob("step-*") if (p / "state.json").exists())
+    return found[-1] if found else None
 
 
 def load_checkpoint(
@@ -117,7 +136,7 @@ def load_checkpoint(
     """Restore model, optimizer, scheduler and RNG state; return the progress record."""
     try:
         return _load(path, model, optimizer, scheduler)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError, SafetensorError) as exc:
         raise LandfallError(
             f"{path}: cannot restore this checkpoint ({type(exc).__name__}: {exc})"
         ) from None

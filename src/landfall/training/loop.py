@@ -28,12 +28,12 @@ from landfall.errors import LandfallError
 from landfall.tasks.base import Objective
 from landfall.training.checkpoint import (
     Progress,
-    latest_checkpoint,
+    checkpoints,
     load_checkpoint,
     save_checkpoint,
 )
 from landfall.training.optim import make_optimizer, make_scheduler
-from landfall.utils.progress import progress_bar
+from landfall.utils.progress import log, progress_bar
 
 
 @dataclass
@@ -83,9 +83,10 @@ def fit(
     metrics_path = run_dir / runs.METRICS
 
     progress = Progress()
-    ckpt = latest_checkpoint(run_dir) if resume else None
+    ckpt = _restore(run_dir, accelerator.unwrap_model(model), optimizer, scheduler) \
+        if resume else None
     if ckpt is not None:
-        progress = load_checkpoint(ckpt, accelerator.unwrap_model(model), optimizer, scheduler)
+        progress = ckpt
         # metrics logged after the checkpoint will be logged again
         kept = [r for r in runs.read_jsonl(metrics_path) if r.get("step", 0) <= progress.step]
         runs.write_text(metrics_path, "".join(runs.json_line(r) for r in kept))
@@ -112,8 +113,16 @@ def fit(
                     f"training diverged at step {progress.step + 1} (loss {step_loss}); "
                     f"try a lower train.lr (now {cfg.lr})"
                 )
-            if cfg.max_grad_norm > 0:
-                accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            # the norm is computed anyway (clipping at inf is a no-op): a finite loss can still
+            # back-propagate inf/NaN gradients, which must never reach the weights
+            norm = accelerator.clip_grad_norm_(model.parameters(),
+                                               cfg.max_grad_norm or float("inf"))
+            if not math.isfinite(float(norm)):
+                raise LandfallError(
+                    f"non-finite gradients at step {progress.step + 1} (loss {step_loss:.4g}); "
+                    f"the weights were not updated and the last checkpoint is intact; try a "
+                    f"lower train.lr (now {cfg.lr}) or train.max_grad_norm > 0"
+                )
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -161,6 +170,25 @@ def fit(
     bar.close()
     sps = progress.samples / max(progress.train_seconds, 1e-9)
     return FitResult(progress, total, sps)
+
+
+def _restore(run_dir: Path, model, optimizer, scheduler) -> Progress | None:
+    """The newest checkpoint that loads; a damaged one is skipped with a warning."""
+    found = checkpoints(run_dir)
+    errors = []
+    for path in found:
+        try:
+            progress = load_checkpoint(path, model, optimizer, scheduler)
+        except LandfallError as exc:
+            errors.append(str(exc))
+            log(f"warning: {exc}; falling back to an earlier checkpoint")
+            continue
+        if errors:
+            log(f"resuming from {path.name} (step {progress.step})")
+        return progress
+    if errors:
+        raise LandfallError("no checkpoint could be restored: " + "; ".join(errors))
+    return None
 
 
 def _accumulate(model, micro: list[list[int]], objective: Objective, accelerator) -> float:
