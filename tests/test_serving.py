@@ -424,3 +424,26 @@ def test_requests_in_flight_are_bounded(run):
         assert second.status_code == 503 and "in flight" in second.json()["detail"]
         assert second.headers["retry-after"]
         assert out["first"].status_code == 200
+
+
+def test_serve_honours_or_refuses_long_text_overrides(run):
+    from fastapi.testclient import TestClient
+
+    from landfall.config import build_config
+    from landfall.errors import LandfallError
+    from landfall.serving.app import create_app
+
+    cfg = build_config({"serve": {"threads": 1}}).serve
+    with TestClient(create_app(run, cfg, ["data.truncation=head"])) as c:
+        _wait_ready(c)
+        assert c.get("/v1/model").json()["truncation"] == "head"
+    with pytest.raises(LandfallError, match="only the long-text strategy"):
+        create_app(run, cfg, ["train.lr=1"])
+
+
+def test_predict_with_a_stride_too_large_is_a_config_error(run, tmp_path):
+    from landfall.errors import ConfigError
+    from landfall.inference.loading import load_run
+
+    with pytest.raises(ConfigError, match="data.stride must be between"):
+        load_run(run, overrides=["data.stride=500"])

@@ -149,3 +149,28 @@ def test_input_gradients_match_a_finite_difference(run_dir):
         up = model(inputs_embeds=emb, attention_mask=torch.ones(emb.shape[:2],
                                                                 dtype=torch.long)).logits[0]
     assert up[g.target] > g.logits[g.target]
+
+
+def test_a_partial_output_resumes_only_for_the_same_model_field_and_input(run_dir, tmp_path):
+    import os
+
+    from landfall.inference import resume
+
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text('{"text": "a"}\n{"text": "b"}\n')
+
+    def fp(field="text"):
+        return resume.fingerprint(run_dir, src, field=field, overrides=[])
+
+    assert resume.start(src, out, fp) == 0
+    resume.paths(out)[0].write_text('{"line": 1}\n')
+    assert resume.start(src, out, fp) == 1  # same run, input and field: continue
+    resume.paths(out)[0].write_text('{"line": 1}\n')
+    assert resume.start(src, out, lambda: fp("other")) == 0  # another field: start over
+    resume.paths(out)[0].write_text('{"line": 1}\n')
+    resume.start(src, out, fp)
+    resume.paths(out)[0].write_text('{"line": 1}\n')
+    weights = run_dir / "model" / "model.safetensors"
+    st = weights.stat()
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the model was replaced
+    assert resume.start(src, out, fp) == 0

@@ -324,7 +324,8 @@ class ServeArgs:
     run_dir: Path = req("A run directory (PyTorch or ONNX).", positional=True)
     settings: dict | None = arg(None, "serve.* fields as a dict (Python callers).", cli=False)
     config: Path | None = arg(None, "TOML or YAML config file (its [serve] section).")
-    overrides: list[str] | None = arg(None, "Override a serve field: serve.field=value.",
+    overrides: list[str] | None = arg(None, "Override a serve field (serve.field=value) or the "
+                                            "long-text strategy (data.truncation=sliding...).",
                                       flag="--set")
 
 
@@ -333,7 +334,10 @@ def _serve(a: ServeArgs) -> None:
 
     file = load_config(a.config).to_dict() if a.config else {}
     serve_fields = {**file.get("serve", {}), **(a.settings or {})}
-    serve(a.run_dir, build_config({"serve": serve_fields}, a.overrides, source="serve").serve)
+    own = [o for o in a.overrides or [] if o.strip().startswith("serve.")]
+    strategy = [o for o in a.overrides or [] if not o.strip().startswith("serve.")]
+    cfg = build_config({"serve": serve_fields}, own, source="serve").serve
+    serve(a.run_dir, cfg, strategy)
 
 
 # --- the table -----------------------------------------------------------------------------

@@ -235,4 +235,5 @@ def calibration_texts(cfg, source: str | Path | None = None, size: int = 256) ->
 
     source = source or expand_env(cfg.data.train, "data.train")
     texts = [e.text for e in read_texts(source, text_field=cfg.data.text_field)]
-    return random.Random(cfg.train.seed).sample(texts, min(size, len(texts)))
+    rng = random.Random(cfg.train.seed)  # seeded sampling, not security  # nosec B311
+    return rng.sample(texts, min(size, len(texts)))

@@ -102,8 +102,8 @@ def _sample_batches(windows, y, n_batches: int, batch_size: int, pad_id: int, se
 
     from landfall.data.batching import collate, inference_batches
 
-    pick = random.Random(seed).sample(range(len(windows)), min(len(windows),
-                                                               n_batches * batch_size))
+    rng = random.Random(seed)  # seeded sampling, not security  # nosec B311
+    pick = rng.sample(range(len(windows)), min(len(windows), n_batches * batch_size))
     for idx in inference_batches([len(windows[i]) for i in pick], batch_size):
         chosen = [pick[i] for i in idx]
         yield collate([windows[i] for i in chosen], pad_id), torch.as_tensor(

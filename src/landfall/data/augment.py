@@ -180,7 +180,7 @@ def augment_examples(
     """The originals followed by ``per_example`` EDA versions of each (same label)."""
     extra = []
     for i, ex in enumerate(examples):
-        rng = random.Random(f"{seed}:{i}")
+        rng = random.Random(f"{seed}:{i}")  # seeded augmentation, not security  # nosec B311
         for _ in range(per_example):
             extra.append(replace(ex, text=eda(ex.text, rng, alpha)))
     return list(examples) + extra

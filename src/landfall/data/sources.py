@@ -34,7 +34,7 @@ def _download_imdb(target: Path) -> None:
     try:
         if not archive.exists():
             with atomic_path(archive) as tmp:
-                urllib.request.urlretrieve(IMDB_URL, tmp)  # noqa: S310 - fixed https URL
+                urllib.request.urlretrieve(IMDB_URL, tmp)  # noqa: S310  # fixed https URL  # nosec B310
         with atomic_path(target) as tmp, tarfile.open(archive) as tar:
             tar.extractall(tmp.parent / "x", filter="data")
             (tmp.parent / "x" / "aclImdb").rename(tmp)

@@ -65,8 +65,8 @@ def tokenize(
             data = load_file(str(path))
             flat, offsets = data["ids"], data["offsets"]
             return [flat[offsets[i] : offsets[i + 1]].tolist() for i in range(len(offsets) - 1)]
-        except Exception:
-            pass  # a damaged cache entry is rebuilt below
+        except Exception:  # a damaged cache entry is rebuilt below  # nosec B110
+            pass
     docs = _encode(texts, tokenizer, desc)
     offsets = np.zeros(len(docs) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum([len(d) for d in docs])

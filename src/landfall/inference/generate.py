@@ -14,11 +14,11 @@ import json
 import os
 from pathlib import Path
 
-from landfall import runs
 from landfall.config import GenerateConfig, build_config
 from landfall.data.readers import read_texts
 from landfall.errors import DataError
-from landfall.inference.loading import load_generation_run, model_dir, run_config
+from landfall.inference import resume
+from landfall.inference.loading import load_generation_run, run_config
 from landfall.utils.progress import progress_bar
 
 CHUNK = 64  # prompts per chunk: progress and resume granularity
@@ -33,31 +33,6 @@ def settings_for(run_dir: str | Path, overrides: list[str] | None = None) -> Gen
             raise ConfigError(f"--set {item!r}: only generate.* fields apply to generation")
     base = run_config(run_dir).to_dict()["generate"]
     return build_config({"generate": base}, overrides, source="generate").generate
-
-
-def _fingerprint(run_dir: Path, input: Path, field: str, settings: GenerateConfig) -> dict:
-    weights = sorted(model_dir(run_dir).glob("*.safetensors"))
-    st = input.stat()
-    return {"run": str(run_dir.resolve()), "input": str(input.resolve()), "size": st.st_size,
-            "mtime_ns": st.st_mtime_ns, "field": field,
-            "weights": [[w.name, w.stat().st_size, w.stat().st_mtime_ns] for w in weights],
-            "settings": dataclasses.asdict(settings)}
-
-
-def _done_rows(partial: Path, meta: Path, fingerprint: dict) -> int:
-    if not (partial.exists() and meta.exists()):
-        return 0
-    try:
-        if json.loads(meta.read_text()) != fingerprint:
-            return 0
-    except ValueError:
-        return 0
-    data = partial.read_bytes()
-    keep = data[: data.rfind(b"\n") + 1]
-    if len(keep) != len(data):
-        with open(partial, "r+b") as fh:
-            fh.truncate(len(keep))
-    return keep.count(b"\n")
 
 
 def generate_file(run_dir: str | Path, input: str | Path, output: str | Path, *,
@@ -79,14 +54,9 @@ def generate_file(run_dir: str | Path, input: str | Path, output: str | Path, *,
             raise DataError(str(exc).removeprefix("prompt: "), path=ex.source, line=ex.line,
                             field=field) from None
         prompts.append(ids)
-    partial, meta = Path(f"{output}.partial"), Path(f"{output}.partial.json")
-    fingerprint = _fingerprint(run_dir, input, field, settings) if input.is_file() else None
-    done = _done_rows(partial, meta, fingerprint) if fingerprint else 0
-    if not done:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_bytes(b"")
-        if fingerprint:
-            runs.write_json(meta, fingerprint)
+    partial, meta = resume.paths(output)
+    done = resume.start(input, output, lambda: resume.fingerprint(
+        run_dir, input, field=field, settings=dataclasses.asdict(settings)))
     new_tokens = 0
     with open(partial, "ab") as fh, progress_bar(total=len(examples), initial=done,
                                                  desc="generating", unit="prompt") as bar:

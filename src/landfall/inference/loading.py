@@ -78,6 +78,7 @@ def load_run(
     get_task(cfg.task.name).require("predict", str(run_dir))
     tokenizer = AutoTokenizer.from_pretrained(path)
     spec = WindowSpec.from_config(cfg.data, sum(map(len, special_tokens(tokenizer))))
+    spec.validate()  # a --set data.stride too large for the window fails here, clearly
     if is_onnx_dir(path):
         model = OnnxClassifier(path)
         return Predictor(model, tokenizer, _labels(model.config), spec, batch_size=batch_size)

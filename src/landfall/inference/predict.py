@@ -12,37 +12,13 @@ import json
 import os
 from pathlib import Path
 
-from landfall import runs
 from landfall.data.readers import read_texts
+from landfall.inference import resume
 from landfall.inference.loading import load_run, run_config
 from landfall.inference.results import Labeller
 from landfall.utils.progress import progress_bar
 
 CHUNK = 1024  # texts per chunk: progress and resume granularity
-
-
-def _fingerprint(run_dir: Path, input: Path, overrides: list[str]) -> dict:
-    st = input.stat()
-    return {"run": str(Path(run_dir).resolve()), "input": str(input.resolve()),
-            "size": st.st_size, "mtime_ns": st.st_mtime_ns, "overrides": overrides}
-
-
-def _done_rows(partial: Path, meta: Path, fingerprint: dict) -> int:
-    """Complete rows of a matching partial output (0 when there is none or it differs);
-    a torn last line is cut off."""
-    if not (partial.exists() and meta.exists()):
-        return 0
-    try:
-        if json.loads(meta.read_text()) != fingerprint:
-            return 0
-    except ValueError:
-        return 0
-    data = partial.read_bytes()
-    keep = data[: data.rfind(b"\n") + 1]
-    if len(keep) != len(data):
-        with open(partial, "r+b") as fh:
-            fh.truncate(len(keep))
-    return keep.count(b"\n")
 
 
 def predict_file(
@@ -61,17 +37,12 @@ def predict_file(
     (e.g. ``data.truncation=sliding``) change the long-text strategy.
     """
     cfg = run_config(run_dir)
-    examples = read_texts(input, text_field=text_field or cfg.data.text_field)
+    field = text_field or cfg.data.text_field
+    examples = read_texts(input, text_field=field)
     output = Path(output)
-    partial, meta = Path(f"{output}.partial"), Path(f"{output}.partial.json")
-    fingerprint = _fingerprint(Path(run_dir), Path(input), list(overrides or [])) \
-        if Path(input).is_file() else None
-    done = _done_rows(partial, meta, fingerprint) if fingerprint else 0
-    if not done:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_bytes(b"")
-        if fingerprint:
-            runs.write_json(meta, fingerprint)
+    partial, meta = resume.paths(output)
+    done = resume.start(Path(input), output, lambda: resume.fingerprint(
+        Path(run_dir), Path(input), overrides=list(overrides or []), field=field))
     predictor = load_run(run_dir, batch_size=batch_size, overrides=overrides)
     labeller = Labeller.for_run(run_dir)
     with open(partial, "ab") as fh, progress_bar(total=len(examples), initial=done,

@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from landfall import runs
 from landfall.config import ServeConfig
 from landfall.data.windows import aggregate_logits, make_windows
 from landfall.errors import LandfallError
@@ -133,8 +134,10 @@ def parse_json(body: bytes) -> Any:
 class Service:
     """The loaded model and its batcher; ``ready`` once warmed up."""
 
-    def __init__(self, run_dir: Path, cfg: ServeConfig, metrics: Metrics) -> None:
+    def __init__(self, run_dir: Path, cfg: ServeConfig, metrics: Metrics,
+                 overrides: list[str] | None = None) -> None:
         self.run_dir, self.cfg, self.metrics = run_dir, cfg, metrics
+        self.overrides = list(overrides or [])  # the long-text strategy, as for predict
         self.trimmer = HeapTrimmer(cfg.trim_every_s)
         self.ready = threading.Event()
         self.error: str | None = None
@@ -164,7 +167,8 @@ class Service:
             raise LandfallError(f"{run}: an ONNX run cannot be served by torch")
         if self.cfg.backend == "onnx" and not onnx_run:
             run = _onnx_copy(run)
-        predictor = load_run(run, batch_size=self.cfg.max_batch_size)
+        predictor = load_run(run, batch_size=self.cfg.max_batch_size,
+                             overrides=self.overrides)
         predictor.max_tokens = self.cfg.max_batch_tokens
         self.backend = "torch" if predictor.is_torch else "onnx"
         self.predictor = predictor
@@ -223,7 +227,8 @@ def _onnx_copy(run_dir: Path) -> Path:
                      for f in sorted(src.iterdir()) if f.is_file())
     key = hashlib.sha256(f"{src.resolve()};{stamp}".encode()).hexdigest()[:16]
     out = cache_dir() / "onnx" / key
-    if not (out / "model" / "model.onnx").exists():
+    # manifest.json is the export's last file: without it the cache entry is incomplete
+    if not ((out / "model" / "model.onnx").exists() and (out / runs.MANIFEST).exists()):
         export_onnx(run_dir, out)
     return out
 
@@ -238,10 +243,12 @@ def _api_key(cfg: ServeConfig) -> str | None:
     return key
 
 
-def create_app(run_dir: str | Path, cfg: ServeConfig | None = None) -> FastAPI:
-    """The FastAPI app serving ``run_dir`` (the model loads in the background)."""
+def create_app(run_dir: str | Path, cfg: ServeConfig | None = None,
+               overrides: list[str] | None = None) -> FastAPI:
+    """The FastAPI app serving ``run_dir`` (the model loads in the background); ``overrides``
+    change the long-text strategy (``data.truncation=sliding``...), as for ``predict``."""
     from landfall.inference.ensemble import is_ensemble
-    from landfall.inference.loading import model_dir
+    from landfall.inference.loading import check_inference_overrides, model_dir
 
     cfg = cfg or ServeConfig()
     run_dir = Path(run_dir)
@@ -249,9 +256,10 @@ def create_app(run_dir: str | Path, cfg: ServeConfig | None = None) -> FastAPI:
         raise LandfallError(f"{run_dir}: serving an ensemble is not supported yet; serve a "
                             "member, or predict with the ensemble offline")
     model_dir(run_dir)  # fail now, with a clear message, if there is no model
+    overrides = check_inference_overrides(overrides)
     key = _api_key(cfg)
     metrics = Metrics()
-    service = Service(run_dir, cfg, metrics)
+    service = Service(run_dir, cfg, metrics, overrides)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -374,12 +382,13 @@ def create_app(run_dir: str | Path, cfg: ServeConfig | None = None) -> FastAPI:
     return app
 
 
-def serve(run_dir: str | Path, cfg: ServeConfig | None = None) -> None:
+def serve(run_dir: str | Path, cfg: ServeConfig | None = None,
+          overrides: list[str] | None = None) -> None:
     """Run the server until SIGINT/SIGTERM (in-flight requests are finished first)."""
     import uvicorn
 
     cfg = cfg or ServeConfig()
-    app = create_app(run_dir, cfg)
+    app = create_app(run_dir, cfg, overrides)
     # uvicorn's own bound: connections beyond it get 503 before any of our code runs
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="info", access_log=False,
                 timeout_graceful_shutdown=max(cfg.timeout_s, 5),
