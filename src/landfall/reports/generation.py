@@ -13,7 +13,7 @@ import numpy as np
 from landfall import runs
 from landfall.config import Config
 from landfall.tasks.causal_lm.data import ChatData, Record, read_records, split_records
-from landfall.tasks.causal_lm.metrics import cosine, score_generations
+from landfall.tasks.causal_lm.metrics import cosine, paired_bootstrap, score_generations
 from landfall.utils.progress import log
 
 FINE_TUNED = "fine-tuned"
@@ -109,6 +109,11 @@ def _evaluate(run_dir: Path, out_dir: Path, cfg: Config, train: list[Record],
                                         "entity_carried", "n")} | {
         "length_words": s["length_words"], "seconds": seconds.get(name)}
         for name, s in scores.items() if name != "reference"}
+    ours = scores[FINE_TUNED]["per_example"]["rougeL"]
+    for name in summary:
+        if name != FINE_TUNED:  # the fine-tuned model's ROUGE-L lead, paired, with its noise
+            summary[name]["rougeL_lead_of_fine_tuned"] = paired_bootstrap(
+                ours, scores[name]["per_example"]["rougeL"])
     result = {"validation": {**summary[FINE_TUNED], "systems": summary,
                              "per_category": scores[FINE_TUNED]["per_category"],
                              "reference_length_words": scores["reference"]["length_words"]},

@@ -20,6 +20,13 @@ def write_generation_report(out_dir: Path, title: str, result: dict, plots: dict
         lines.append(f"| {name} | {_f(s['rouge1'])} | {_f(s['rouge2'])} | {_f(s['rougeL'])} | "
                      f"{_f(s['similarity'])} | {_f(s['entity_carried'], '.1%')} | "
                      f"{_f(s['length_words']['mean'], '.0f')} | {_f(s['seconds'], '.0f')} |")
+    leads = [(n, s["rougeL_lead_of_fine_tuned"]) for n, s in v["systems"].items()
+             if "rougeL_lead_of_fine_tuned" in s]
+    if leads:
+        lines += ["", "The fine-tuned model's ROUGE-L lead (paired, 95 % bootstrap interval; an "
+                  "interval that holds 0 is a tie):", ""]
+        lines += [f"- over {n}: {d['mean'] * 100:+.1f} points [{d['ci95_low'] * 100:+.1f}, "
+                  f"{d['ci95_high'] * 100:+.1f}]" for n, d in leads]
     ref = v["reference_length_words"]
     lines += ["", f"References: {ref['mean']:.0f} words on average (median {ref['median']:.0f}).",
               ""]

@@ -52,6 +52,17 @@ def carries(response: str, entity: str | None) -> bool | None:
     return entity.strip().lower() in response.lower()
 
 
+def paired_bootstrap(a: Sequence[float], b: Sequence[float], n: int = 2000, seed: int = 0
+                     ) -> dict[str, float]:
+    """Mean of ``a - b`` over paired examples with a 95 % bootstrap interval: a difference
+    whose interval holds 0 is inside the noise of this sample."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, len(d), size=(n, len(d)))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return {"mean": float(d.mean()), "ci95_low": float(lo), "ci95_high": float(hi)}
+
+
 def score_generations(predictions: Sequence[str], references: Sequence[str],
                       categories: Sequence[str | None], entities: Sequence[str | None],
                       similarity: Sequence[float] | None = None) -> dict:
