@@ -77,3 +77,79 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_one(tiny_model, imdb_sm
     a = load_file(str(whole / "model" / "model.safetensors"))
     b = load_file(str(broken / "model" / "model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_sigkill_at_random_moments_then_resume_matches(tiny_model, imdb_small, tmp_path):
+    """Killed at random wall-clock moments (mid-step, mid-checkpoint, mid-evaluation, mid-
+    report), resumed until done: the same weights as an unbroken run, for several seeds."""
+    import random
+    import time
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(tomli_w.dumps(tiny_config(tiny_model, imdb_small,
+                                             report={"baseline": False, "plots": False})))
+    whole = tmp_path / "whole"
+    t0 = time.monotonic()
+    assert _train(["--config", str(cfg), "--output", str(whole)]).returncode == 0
+    span = time.monotonic() - t0
+    reference = load_file(str(whole / "model" / "model.safetensors"))
+    env = {**os.environ, "LANDFALL_PROGRESS": "0"}
+    tried = matched = 0
+    for seed in range(3):
+        rng = random.Random(seed)
+        out = tmp_path / f"broken{seed}"
+        args = ["--config", str(cfg), "--output", str(out)]
+        for _ in range(3):  # up to three kills, then let it finish
+            proc = subprocess.Popen([sys.executable, "-m", "landfall", "train", *args], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            time.sleep(rng.uniform(0.3, span))
+            if proc.poll() is None:
+                proc.kill()
+                tried += 1
+            proc.wait()
+            if (out / "eval.json").exists():
+                break
+            # a checkpoint to resume from, or (killed before the first one) a fresh start
+            if (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("step-*")):
+                args = ["--resume", str(out)]
+            else:
+                import shutil
+
+                shutil.rmtree(out, ignore_errors=True)
+                args = ["--config", str(cfg), "--output", str(out)]
+        if not (out / "eval.json").exists():
+            done = _train(args)
+            assert done.returncode == 0, done.stderr[-2000:]
+        got = load_file(str(out / "model" / "model.safetensors"))
+        assert all(torch.equal(reference[k], got[k]) for k in reference), seed
+        matched += 1
+    assert tried >= 3 and matched == 3, (tried, matched)
+
+
+def test_a_full_disk_keeps_the_previous_artifact_and_says_so(tiny_model, imdb_small, tmp_path,
+                                                             monkeypatch):
+    import errno
+
+    from typer.testing import CliRunner
+
+    import landfall
+    from landfall import runs
+    from landfall.cli import app
+    from landfall.config import build_config
+
+    run = tmp_path / "run"
+    landfall.train(build_config(tiny_config(tiny_model, imdb_small, train={"max_steps": 2},
+                                            report={"baseline": False, "plots": False})), run)
+    out = tmp_path / "ev"
+    landfall.evaluate(run, imdb_small, out)
+    before = (out / "eval.json").read_text()
+
+    def full(path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runs, "_fsync_tree", full)
+    result = CliRunner().invoke(app, ["evaluate", str(run), "--data", str(imdb_small),
+                                      "--output", str(out)])
+    assert result.exit_code == 2 and "No space left on device" in result.output
+    assert (out / "eval.json").read_text() == before  # the previous artifact is intact
+    assert not [p for p in out.iterdir() if p.name.startswith(".eval.json")]  # no debris

@@ -20,7 +20,7 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from landfall.errors import DataError
+from landfall.errors import DataError, LandfallError
 
 
 def _check_inputs(y_true: Sequence[int], probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -37,8 +37,11 @@ def _check_inputs(y_true: Sequence[int], probs: np.ndarray) -> tuple[np.ndarray,
     bad = (y < 0) | (y >= k)
     if bad.any():
         raise DataError(f"label id {int(y[bad][0])} is outside the {k} classes of the model")
-    if not np.isfinite(p).all() or (p < 0).any():
-        raise ValueError("probs must be finite and non-negative")
+    if not np.isfinite(p).all():
+        raise LandfallError("the model produced non-finite probabilities (NaN or inf): its "
+                            "weights are damaged or training diverged; nothing was written")
+    if (p < 0).any():
+        raise ValueError("probs must be non-negative")
     sums = p.sum(axis=1, keepdims=True)
     if (sums <= 0).any():
         raise ValueError("every row of probs must have a positive sum")
