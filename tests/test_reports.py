@@ -191,3 +191,12 @@ def test_baseline_on_imdb_slice() -> None:
     assert out["name"] == "nbsvm-uni+bigram" and out["train_seconds"] > 0
     assert out["metrics"]["n"] == 400
     assert out["metrics"]["accuracy"] > 0.75
+
+
+def test_non_finite_probabilities_are_a_clear_error():
+    import numpy as np
+
+    from landfall.errors import LandfallError
+
+    with pytest.raises(LandfallError, match="non-finite probabilities"):
+        compute_metrics([0, 1], np.array([[0.5, np.nan], [0.2, 0.8]]), ["a", "b"])

@@ -99,10 +99,10 @@ def test_sigkill_at_random_moments_then_resume_matches(tiny_model, imdb_small, t
         rng = random.Random(seed)
         out = tmp_path / f"broken{seed}"
         args = ["--config", str(cfg), "--output", str(out)]
-        for _ in range(3):  # up to three kills, then let it finish
+        for _ in range(2):  # up to two kills, then let it finish
             proc = subprocess.Popen([sys.executable, "-m", "landfall", "train", *args], env=env,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            time.sleep(rng.uniform(0.3, span))
+            time.sleep(rng.uniform(0.3, 0.8 * span))
             if proc.poll() is None:
                 proc.kill()
                 tried += 1
@@ -123,7 +123,7 @@ def test_sigkill_at_random_moments_then_resume_matches(tiny_model, imdb_small, t
         got = load_file(str(out / "model" / "model.safetensors"))
         assert all(torch.equal(reference[k], got[k]) for k in reference), seed
         matched += 1
-    assert tried >= 3 and matched == 3, (tried, matched)
+    assert tried >= 3 and matched == 3, (tried, matched)  # at least one kill per seed
 
 
 def test_a_full_disk_keeps_the_previous_artifact_and_says_so(tiny_model, imdb_small, tmp_path,

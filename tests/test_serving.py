@@ -447,3 +447,16 @@ def test_predict_with_a_stride_too_large_is_a_config_error(run, tmp_path):
 
     with pytest.raises(ConfigError, match="data.stride must be between"):
         load_run(run, overrides=["data.stride=500"])
+
+
+def test_an_incomplete_onnx_serve_cache_is_rebuilt(run, monkeypatch, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from landfall.serving.app import _onnx_copy
+
+    monkeypatch.setenv("LANDFALL_CACHE", str(tmp_path / "cache"))
+    out = _onnx_copy(run)
+    assert (out / "model" / "model.onnx").exists() and (out / "landfall.toml").exists()
+    (out / "landfall.toml").unlink()  # a cache entry cut short: model.onnx without its files
+    (out / "manifest.json").unlink()
+    again = _onnx_copy(run)
+    assert again == out and (out / "landfall.toml").exists() and (out / "manifest.json").exists()

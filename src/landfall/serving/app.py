@@ -229,6 +229,9 @@ def _onnx_copy(run_dir: Path) -> Path:
     out = cache_dir() / "onnx" / key
     # manifest.json is the export's last file: without it the cache entry is incomplete
     if not ((out / "model" / "model.onnx").exists() and (out / runs.MANIFEST).exists()):
+        import shutil
+
+        shutil.rmtree(out, ignore_errors=True)  # an incomplete entry is rebuilt whole
         export_onnx(run_dir, out)
     return out
 
