@@ -27,9 +27,9 @@ from pathlib import Path
 import torch
 
 from common import machine
-from landfall.config import ChatConfig, GenerateConfig
 from landfall.hub import resolve_model
 from landfall.inference.generator import load_generator
+from landfall.tasks.causal_lm.config import ChatConfig, GenerateConfig
 from landfall.utils.quiet import quiet_transformers
 
 

@@ -15,11 +15,11 @@ import argparse
 import json
 from pathlib import Path
 
-from landfall.config import OOSConfig
 from landfall.data.labels import encode_labels
 from landfall.data.readers import read_examples
 from landfall.inference.loading import load_run, run_config
 from landfall.inference.rejection import OOSRule, fit_rule
+from landfall.tasks.classification.config import OOSConfig
 from landfall.utils.quiet import quiet_transformers
 
 RULES = [("class", 0.0), ("max_prob", 0.0), ("max_prob", 0.8), ("max_prob", 0.9),

@@ -43,7 +43,7 @@ def test_every_verb_of_the_table_is_a_command_listing_its_config_fields():
     import dataclasses
 
     from landfall.api import VERBS
-    from landfall.config import SECTIONS
+    from landfall.config import sections
 
     for verb in VERBS:
         result = runner.invoke(app, [verb.name, "--help"], terminal_width=200)
@@ -53,7 +53,7 @@ def test_every_verb_of_the_table_is_a_command_listing_its_config_fields():
                 flag = f.metadata.get("flag") or f"--{f.name.replace('_', '-')}"
                 assert flag in result.output, (verb.name, flag)
         for section in verb.sections:
-            for f in dataclasses.fields(SECTIONS[section]):
+            for f in dataclasses.fields(sections()[section]):
                 assert f"{section}.{f.name} (" in result.output, (verb.name, section, f.name)
 
 

@@ -19,7 +19,11 @@ from schemathesis import GenerationMode  # noqa: E402
 
 EXAMPLES = int(os.environ.get("LANDFALL_FUZZ_EXAMPLES", "150"))
 # what a 4xx detail must mention: the field, the body or the limit it broke
-NAMES = ("texts", "body", "Content-Length", "API key", "limit")
+NAMES = ("texts", "body", "Content-Length", "API key", "limit", "messages", "prompt",
+         "max_tokens", "max_completion_tokens", "max_new_tokens", "temperature", "top_p",
+         "top_k", "stop", "stream", "do_sample", "n:", "seed", "tools", "functions",
+         "tool_choice", "function_call", "logprobs", "top_logprobs", "response_format",
+         "logit_bias")
 
 
 def _fuzz(client, tally: Counter, path: str, op, mode, examples: int) -> None:
@@ -39,6 +43,20 @@ def _fuzz(client, tally: Counter, path: str, op, mode, examples: int) -> None:
             assert any(n in text for n in NAMES), (kw, text)
 
     fuzz()
+
+
+def _report(name: str, tally: Counter, started: float) -> None:
+    report = os.environ.get("LANDFALL_FUZZ_REPORT")
+    if report:
+        path = report.replace(".json", f"_{name}.json")
+        with open(path, "w") as fh:
+            json.dump({"requests": sum(tally.values()), "seconds": time.monotonic() - started,
+                       "by_path_mode_status": dict(sorted(tally.items()))}, fh, indent=2)
+
+
+def _no_5xx(tally: Counter, least: int) -> None:
+    assert sum(tally.values()) > least
+    assert not any(k.endswith(("500", "502", "503", "504")) for k in tally), tally
 
 
 def test_fuzzing_the_schema_finds_no_5xx_and_4xx_name_the_field(tmp_path, tiny_model):
@@ -63,10 +81,37 @@ def test_fuzzing_the_schema_finds_no_5xx_and_4xx_name_the_field(tmp_path, tiny_m
             body = path == "/v1/classify"  # the others take no input: nothing to negate
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)[: 2 if body else 1]:
                 _fuzz(client, tally, path, op, mode, EXAMPLES if body else 5)
-    report = os.environ.get("LANDFALL_FUZZ_REPORT")
-    if report:
-        with open(report, "w") as fh:
-            json.dump({"requests": sum(tally.values()), "seconds": time.monotonic() - started,
-                       "by_path_mode_status": dict(sorted(tally.items()))}, fh, indent=2)
-    assert sum(tally.values()) > EXAMPLES and not any(k.endswith(("500", "502", "503"))
-                                                    for k in tally)
+    _report("classify", tally, started)
+    _no_5xx(tally, EXAMPLES)
+
+
+def test_fuzzing_the_generation_api_finds_no_5xx(tmp_path, tiny_lm, bitext_small):
+    """The same for a causal-LM run's /v1/generate and /v1/chat/completions (short answers:
+    at most 6 new tokens, so that the positive cases run fast)."""
+    from fastapi.testclient import TestClient
+
+    import landfall
+    from conftest import tiny_lm_config
+    from landfall.config import build_config
+    from landfall.serving.app import create_app
+
+    run = tmp_path / "lm"
+    landfall.train(build_config(tiny_lm_config(tiny_lm, bitext_small, train={"max_steps": 2},
+                                               report={"baseline": False, "plots": False})),
+                   run)
+    app = create_app(run, build_config({"serve": {"threads": 1, "max_new_tokens": 6,
+                                                   "max_texts": 8, "max_chars": 2000,
+                                                   "max_kv_mb": 4}}).serve)
+    tally: Counter = Counter()
+    started = time.monotonic()
+    with TestClient(app) as client:
+        deadline = time.monotonic() + 120
+        while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        schema = schemathesis.openapi.from_dict(client.get("/openapi.json").json())
+        for path in ("/v1/generate", "/v1/chat/completions"):
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                _fuzz(client, tally, path, schema[path]["POST"], mode, EXAMPLES // 2)
+        _fuzz(client, tally, "/v1/model", schema["/v1/model"]["GET"], GenerationMode.POSITIVE, 5)
+    _report("generate", tally, started)
+    _no_5xx(tally, EXAMPLES)

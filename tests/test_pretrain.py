@@ -79,6 +79,8 @@ def test_pretrain_then_finetune(tiny_model, imdb_small, tmp_path):
     assert (tmp_path / "pt" / "model" / "model.safetensors").exists()
     assert (tmp_path / "pt" / "plots" / "training_curves.png").exists()
     assert json.loads((tmp_path / "pt" / "eval.json").read_text())["heldout"]["chunks"] > 0
+    report = (tmp_path / "pt" / "report.md").read_text()  # the mlm task's own report
+    assert f"{h['initial_perplexity']:.2f}" in report and "training_curves.png" in report
 
     ft = tiny_config(tmp_path / "pt" / "model", imdb_small, train={"epochs": 1.0},
                      report={"baseline": False, "plots": False})

@@ -12,8 +12,8 @@ import pytest
 
 from landfall.errors import DataError
 from landfall.reports.plots import plot_confusion, plot_reliability, plot_training_curves
-from landfall.reports.report import write_report
 from landfall.tasks.classification.metrics import compute_metrics, reliability_bins
+from landfall.tasks.classification.report import write_report
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

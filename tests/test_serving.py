@@ -337,7 +337,7 @@ def test_chunked_body_is_cut_off_at_the_limit(run):
     """No Content-Length: the limit holds while the chunks arrive (the rest is never read)."""
     import asyncio
 
-    from landfall.serving.app import _Refused, read_body
+    from landfall.serving.http import Refused, read_body
 
     def chunks():
         for _ in range(1000):
@@ -358,7 +358,7 @@ def test_chunked_body_is_cut_off_at_the_limit(run):
                 read.append(1)
                 yield b"x" * 1000
 
-    with pytest.raises(_Refused, match="over 5000 bytes"):
+    with pytest.raises(Refused, match="over 5000 bytes"):
         asyncio.run(read_body(Chunked(), 5000))
     assert len(read) == 6  # stopped at the chunk that crossed the limit
 

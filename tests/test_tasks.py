@@ -11,7 +11,7 @@ import torch
 
 import landfall
 from conftest import tiny_config
-from landfall.config import build_config
+from landfall.config import build_config, help_field, register_section
 from landfall.errors import ConfigError
 from landfall.tasks import Task, get_task, register, task_names
 
@@ -62,6 +62,16 @@ class _Regressor(torch.nn.Module):
         save_model(self, str(path / "model.safetensors"))
 
 
+@dataclass
+class ToyLengthConfig:
+    """The toy task's own config section, declared in its folder like any task's."""
+
+    chars: int = help_field(300, "Characters of each text the toy task reads.", ge=1)
+
+
+register_section("toy_length", ToyLengthConfig)
+
+
 class ToyLengthTask(Task):
     name = "toy_length"
     head = "objective"
@@ -69,7 +79,8 @@ class ToyLengthTask(Task):
     def prepare(self, cfg, tokenizer):
         from landfall.data.readers import read_texts
 
-        docs = [tokenizer(e.text[:300])["input_ids"] for e in read_texts(cfg.data.train)]
+        docs = [tokenizer(e.text[:cfg.toy_length.chars])["input_ids"]
+                for e in read_texts(cfg.data.train)]
         return docs[:64], docs[64:]
 
     def build_model(self, cfg, data, tokenizer):
@@ -88,10 +99,14 @@ def test_a_fourth_task_registered_here_trains_through_the_one_entry_point(
     register(ToyLengthTask())
     raw = tiny_config(tiny_model, imdb_small, train={"lr": 1e-2, "max_steps": 6})
     raw["task"] = {"name": "toy_length"}
+    raw["toy_length"] = {"chars": 120}
+    with pytest.raises(ConfigError, match=r"toy_length.chars: must be >= 1"):
+        build_config(raw, ["toy_length.chars=0"])
     out = landfall.train(build_config(raw), tmp_path / "toy")
     assert out["validation"]["mse"] > 0
     assert json.loads((tmp_path / "toy" / "eval.json").read_text())["train"]["steps"] == 6
-    assert 'name = "toy_length"' in (tmp_path / "toy" / "landfall.toml").read_text()
+    saved = (tmp_path / "toy" / "landfall.toml").read_text()
+    assert 'name = "toy_length"' in saved and "chars = 120" in saved  # its section is kept
     assert (tmp_path / "toy" / "model" / "model.safetensors").exists()
 
 

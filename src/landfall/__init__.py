@@ -6,7 +6,13 @@ The public API is generated from the verbs table in ``landfall.api`` (``landfall
 
 from __future__ import annotations
 
-from landfall import api as _api
+# the task plugins first: their folders register the config sections they own ([chat],
+# [oos], ...), which the verbs table below lists in each command's --help
+from landfall import tasks as _tasks
+
+_tasks.task_names()
+
+from landfall import api as _api  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = list(_api.__all__)

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from landfall.api import VERBS, Verb
-from landfall.config import SECTIONS, field_help
+from landfall.config import field_help, sections
 from landfall.errors import LandfallError
 
 app = typer.Typer(
@@ -159,7 +159,7 @@ def _epilog(verb: Verb) -> str:
 
 def _section_flags(section: str) -> list[inspect.Parameter]:
     """``--port`` for ``serve.port``: one vocabulary for a section's flags and fields."""
-    cls = SECTIONS[section]
+    cls = sections()[section]
     hints = typing.get_type_hints(cls)
     out = []
     for f in dataclasses.fields(cls):

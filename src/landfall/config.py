@@ -19,12 +19,15 @@ from typing import Any, get_type_hints
 from landfall.errors import ConfigError
 
 TRUNCATIONS = ("head", "tail", "head+tail", "sliding")
-OOS_METHODS = ("max_prob", "energy", "class")
 
 
-def _f(default: Any, help: str, **kw: Any) -> Any:
-    """A dataclass field carrying its help string (shown by ``landfall config``)."""
+def help_field(default: Any, help: str, **kw: Any) -> Any:
+    """A dataclass field carrying its help string (shown by ``landfall config`` and every
+    ``--help`` that takes its section); ``ge``/``gt``/``le``/``lt``/``choices`` are checked."""
     return field(default=default, metadata={"help": help, **kw})
+
+
+_f = help_field
 
 
 @dataclass
@@ -105,48 +108,6 @@ class DataConfig:
 
 
 @dataclass
-class ChatConfig:
-    request_field: str = _f("instruction", "causal_lm: the request (user turn) field/column.")
-    response_field: str = _f("response", "causal_lm: the written answer (assistant turn).")
-    stratify_field: str = _f(
-        "intent", "causal_lm: field the validation split is stratified by (empty = none)."
-    )
-    category_field: str = _f(
-        "category", "causal_lm: field that evaluation tables break down by (empty = none)."
-    )
-    entity_field: str = _f(
-        "entity_value",
-        "causal_lm: field holding an entity tagged in the request; evaluation reports the share "
-        "of responses that carry it (empty = none).",
-    )
-    system_prompt: str = _f(
-        "You are a helpful customer-support assistant.",
-        "causal_lm: system turn of every conversation (empty = none).",
-    )
-    max_prompt_tokens: int = _f(
-        256, "causal_lm: longest request (chat template included) accepted, in tokens.", ge=8
-    )
-    max_response_tokens: int = _f(
-        384, "causal_lm: training responses are cut to this many tokens.", ge=8
-    )
-
-
-@dataclass
-class GenerateConfig:
-    max_new_tokens: int = _f(256, "Most tokens generated per prompt.", ge=1, le=8192)
-    do_sample: bool = _f(False, "Sample (temperature, top_p, top_k) instead of greedy decoding.")
-    temperature: float = _f(0.7, "Sampling temperature.", gt=0.0, le=10.0)
-    top_p: float = _f(0.95, "Nucleus sampling: keep the smallest set of tokens with this "
-                      "probability mass.", gt=0.0, le=1.0)
-    top_k: int = _f(50, "Sample among the k most likely tokens (0 = no limit).", ge=0)
-    seed: int = _f(0, "Seed of sampling: the same seed gives the same text.")
-    stop: str = _f("", "Stop strings, separated by '|' (the text is cut before the first).")
-    batch_size: int = _f(16, "Prompts decoded together (left-padded, KV cache).", ge=1)
-    repetition_penalty: float = _f(1.0, "Penalty on tokens already generated (1 = none).",
-                                   ge=1.0, le=3.0)
-
-
-@dataclass
 class TrainConfig:
     epochs: float = _f(2.0, "Passes over the training data (fractions allowed).", gt=0.0)
     max_steps: int = _f(0, "Stop after this many optimizer steps (0 = no limit).", ge=0)
@@ -165,7 +126,8 @@ class TrainConfig:
     max_grad_norm: float = _f(1.0, "Clip the gradient norm to this (0 = no clipping).", ge=0.0)
     precision: str = _f(
         "auto",
-        "auto = bf16 on a GPU that supports it, else fp32; or fp32 / bf16.",
+        "auto = bf16 mixed precision where the hardware computes bf16 natively (a GPU with "
+        "bf16, a CPU with AVX512-BF16 or AMX), else fp32; or fp32 / bf16.",
         choices=("auto", "fp32", "bf16"),
     )
     seed: int = _f(42, "Seed for initialisation, data order, dropout and the split.")
@@ -202,43 +164,6 @@ class ReportConfig:
     few_shot: int = _f(
         2, "causal_lm: demonstrations in the base model's few-shot prompt (the training pairs "
         "whose requests are nearest by TF-IDF).", ge=0, le=8)
-
-
-@dataclass
-class OOSConfig:
-    label: str = _f(
-        "",
-        "Out-of-scope label (e.g. oos for CLINC150): calibrate a rejection rule on validation "
-        "and write oos.json (empty = off).",
-    )
-    method: str = _f(
-        "max_prob",
-        "How to reject: max_prob (max in-scope softmax probability below a threshold), energy "
-        "(logsumexp of the in-scope logits below a threshold) or class (the trained oos class).",
-        choices=OOS_METHODS,
-    )
-    target_recall: float = _f(
-        0.0,
-        "0 = the threshold maximising the mean of in-scope accuracy and oos recall on "
-        "validation; > 0 = the most accurate threshold reaching this oos recall.",
-        ge=0.0,
-        le=1.0,
-    )
-
-
-@dataclass
-class PretrainConfig:
-    mlm_probability: float = _f(0.15, "Share of tokens (or words) chosen for prediction.",
-                                gt=0.0, lt=1.0)
-    whole_word: bool = _f(False, "Mask whole words (all WordPiece pieces of a word together).")
-    heldout_fraction: float = _f(0.02, "Share of documents held out to measure perplexity.",
-                                 gt=0.0, lt=1.0)
-    from_scratch: bool = _f(
-        False, "Start from random weights of the size below (model.name gives the tokenizer)."
-    )
-    layers: int = _f(4, "From scratch: transformer layers.", ge=1)
-    hidden: int = _f(256, "From scratch: hidden size (the feed-forward is 4x wider).", ge=8)
-    heads: int = _f(4, "From scratch: attention heads (must divide hidden).", ge=1)
 
 
 PEFT_METHODS = ("none", "lora", "ia3", "prefix", "prompt")
@@ -314,6 +239,59 @@ class ServeConfig:
                              "(0 = never).", ge=0.0)
     api_key_env: str = _f("", "Name of an environment variable holding the API key; when set, "
                           "/v1/* needs 'Authorization: Bearer KEY' or 'X-API-Key: KEY'.")
+    # causal-LM runs (the generation service)
+    max_new_tokens: int = _f(512, "Causal LM: the most new tokens one request may ask for "
+                             "(requests default to the run's generate.max_new_tokens).", ge=1)
+    max_streams: int = _f(64, "Causal LM: requests generating or waiting at once; beyond it "
+                          "503 + Retry-After.", ge=1)
+    step_tokens: int = _f(256, "Causal LM: most tokens in one decoding step (one per running "
+                          "stream plus chunks of newcomers' prompts), so that a long prompt "
+                          "never stalls the running streams for long.", ge=16)
+    stream_timeout_s: float = _f(300.0, "Causal LM: per-request limit from arrival to the end "
+                                 "of the response (504, or an error event in a stream); "
+                                 "timeout_s is the classifiers'.", gt=0.0)
+    max_kv_mb: int = _f(1024, "Causal LM: memory of the paged KV cache in MiB, shared by all "
+                        "streams; a stream waits for room rather than exceed it.", ge=1)
+    precision: str = _f("auto", "Causal LM: auto = bf16 weights where the hardware computes "
+                        "bf16 natively (a GPU with bf16, a CPU with AVX512-BF16 or AMX), else "
+                        "fp32; or fp32 / bf16.", choices=("auto", "fp32", "bf16"))
+
+
+# Sections of the core: what every run has, whatever its task.
+CORE_SECTIONS: dict[str, type] = {
+    "task": TaskConfig,
+    "model": ModelConfig,
+    "data": DataConfig,
+    "train": TrainConfig,
+    "report": ReportConfig,
+    "peft": PeftConfig,
+    "distill": DistillConfig,
+    "prune": PruneConfig,
+    "serve": ServeConfig,
+}
+# Sections a task plugin brings (``tasks/<name>/config.py`` calls ``register_section``).
+_TASK_SECTIONS: dict[str, type] = {}
+
+
+def register_section(name: str, cls: type) -> type:
+    """Add a config section owned by a task plugin: ``[name]`` in files, ``name.field`` in
+    ``--set``, ``cfg.name`` in code. The task folder calls this; nothing else changes."""
+    if name in CORE_SECTIONS or _TASK_SECTIONS.get(name, cls) is not cls:
+        raise ValueError(f"config section {name!r} is already taken")
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"config section {name!r}: {cls} is not a dataclass")
+    _TASK_SECTIONS[name] = cls
+    return cls
+
+
+def sections() -> dict[str, type]:
+    """Every known section: the core's, then the task plugins' (registered when
+    ``landfall`` is imported, which scans ``landfall.tasks``)."""
+    return {**CORE_SECTIONS, **_TASK_SECTIONS}
+
+
+def _task_sections() -> dict[str, Any]:
+    return {name: cls() for name, cls in _TASK_SECTIONS.items()}
 
 
 @dataclass
@@ -323,40 +301,37 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
-    oos: OOSConfig = field(default_factory=OOSConfig)
-    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     peft: PeftConfig = field(default_factory=PeftConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
-    chat: ChatConfig = field(default_factory=ChatConfig)
-    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    # the task plugins' sections by name, read as attributes (cfg.chat, cfg.oos)
+    task_sections: dict[str, Any] = field(default_factory=_task_sections, repr=False)
+
+    def __getattr__(self, name: str) -> Any:  # only called when the attribute is not found
+        extra = self.__dict__.get("task_sections")
+        if extra is not None and name in extra:
+            return extra[name]
+        raise AttributeError(f"config has no section {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        extra = self.__dict__.get("task_sections")
+        if extra is not None and name in extra:
+            extra[name] = value
+        else:
+            object.__setattr__(self, name, value)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        return dataclasses.asdict(self)
-
-
-SECTIONS: dict[str, type] = {
-    "task": TaskConfig,
-    "model": ModelConfig,
-    "data": DataConfig,
-    "train": TrainConfig,
-    "report": ReportConfig,
-    "oos": OOSConfig,
-    "pretrain": PretrainConfig,
-    "peft": PeftConfig,
-    "distill": DistillConfig,
-    "prune": PruneConfig,
-    "serve": ServeConfig,
-    "chat": ChatConfig,
-    "generate": GenerateConfig,
-}
+        out = {f.name: dataclasses.asdict(getattr(self, f.name))
+               for f in dataclasses.fields(self) if f.name != "task_sections"}
+        out.update({k: dataclasses.asdict(v) for k, v in self.task_sections.items()})
+        return out
 
 
 def field_help() -> list[tuple[str, str, Any, str]]:
     """(dotted name, type, default, help) for every field, for docs and ``landfall config``."""
     rows = []
-    for sec, cls in SECTIONS.items():
+    for sec, cls in sections().items():
         hints = get_type_hints(cls)
         for f in dataclasses.fields(cls):
             rows.append((f"{sec}.{f.name}", hints[f.name].__name__, f.default, f.metadata["help"]))
@@ -403,8 +378,9 @@ def _check_bounds(value: Any, meta: Any, where: str) -> None:
 
 
 def _apply(cfg: Config, section: str, key: str, value: Any, where: str) -> None:
-    if section not in SECTIONS:
-        raise ConfigError(f"{where}: unknown section '{section}' (known: {', '.join(SECTIONS)})")
+    known = sections()
+    if section not in known or section == "task_sections":
+        raise ConfigError(f"{where}: unknown section '{section}' (known: {', '.join(known)})")
     obj = getattr(cfg, section)
     fields = {f.name: f for f in dataclasses.fields(obj)}
     if key not in fields:

@@ -14,11 +14,12 @@ import json
 import os
 from pathlib import Path
 
-from landfall.config import GenerateConfig, build_config
+from landfall.config import build_config
 from landfall.data.readers import read_texts
 from landfall.errors import DataError
 from landfall.inference import resume
 from landfall.inference.loading import load_generation_run, run_config
+from landfall.tasks.causal_lm.config import GenerateConfig
 from landfall.utils.progress import progress_bar
 
 CHUNK = 64  # prompts per chunk: progress and resume granularity

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from landfall.config import ChatConfig, GenerateConfig
 from landfall.data.batching import inference_batches
 from landfall.errors import LandfallError
 from landfall.tasks.causal_lm.chat import encode, prompt_text, stop_ids
+from landfall.tasks.causal_lm.config import ChatConfig, GenerateConfig
 from landfall.utils.progress import progress_bar
 
 

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 
 from landfall import runs
-from landfall.config import OOS_METHODS, OOSConfig
 from landfall.errors import LandfallError
 from landfall.inference.predictor import Prediction
 from landfall.tasks.classification import oos
+from landfall.tasks.classification.config import OOS_METHODS, OOSConfig
 
 
 def _logits(pred: Prediction) -> np.ndarray:

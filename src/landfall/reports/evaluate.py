@@ -56,7 +56,7 @@ def evaluate_and_report(run_dir: Path, cfg: Config, data: Any, summary: dict) ->
     if cfg.report.plots:
         records = runs.read_jsonl(run_dir / runs.METRICS)
         plots = _plots(run_dir, data.validation.y, pred.probs, metrics, records)
-    from landfall.reports.report import write_report
+    from landfall.tasks.classification.report import write_report
 
     shown = cfg.to_dict()  # with ${VAR}s resolved, as the run read them
     shown["data"]["train"] = data.train_source

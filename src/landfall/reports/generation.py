@@ -13,7 +13,12 @@ import numpy as np
 from landfall import runs
 from landfall.config import Config
 from landfall.tasks.causal_lm.data import ChatData, Record, read_records, split_records
-from landfall.tasks.causal_lm.metrics import cosine, paired_bootstrap, score_generations
+from landfall.tasks.causal_lm.metrics import (
+    cosine,
+    length_stats,
+    paired_bootstrap,
+    score_generations,
+)
 from landfall.utils.progress import log
 
 FINE_TUNED = "fine-tuned"
@@ -90,8 +95,7 @@ def score_systems(systems: dict[str, list[str]], records: list[Record]) -> dict[
         sim = cosine(embedder.embed(preds), ref_vecs)
         scores[name] = score_generations(preds, refs, [r.category for r in records],
                                          [r.entity for r in records], sim)
-    scores["reference"] = {"length_words": score_generations(refs, refs, [None] * len(refs),
-                                                             [None] * len(refs))["length_words"]}
+    scores["reference"] = {"length_words": length_stats(refs)}
     return scores
 
 
@@ -125,7 +129,7 @@ def _evaluate(run_dir: Path, out_dir: Path, cfg: Config, train: list[Record],
 
         plots = plot_generation(out_dir / runs.PLOTS, scores, records, systems,
                                 runs.read_jsonl(run_dir / runs.METRICS))
-    from landfall.reports.generation_report import write_generation_report
+    from landfall.tasks.causal_lm.report import write_generation_report
 
     write_generation_report(out_dir, f"Landfall generation run: {run_dir.name}", result, plots)
     return result

@@ -1,6 +1,7 @@
 """``landfall serve``: any run directory behind FastAPI, with dynamic batching and limits.
 
-Endpoints: ``POST /v1/classify``, ``GET /v1/model``, ``GET /healthz`` (process up),
+A causal-LM run is served by ``serving.generation_app`` (streamed generation); a classifier
+here. Endpoints: ``POST /v1/classify``, ``GET /v1/model``, ``GET /healthz`` (process up),
 ``GET /readyz`` (model loaded and warmed up), ``GET /metrics`` (Prometheus), ``/docs``.
 
 The model loads in a background thread after the server starts, so ``/healthz`` answers at
@@ -13,10 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
-import json
-import math
-import os
 import threading
 import time
 from contextlib import asynccontextmanager
@@ -26,7 +23,7 @@ from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -37,10 +34,17 @@ from landfall.errors import LandfallError
 from landfall.inference.predictor import Prediction, softmax
 from landfall.inference.results import Labeller
 from landfall.serving.batcher import Batcher, BatchStats, Closed, QueueFull
+from landfall.serving.http import (
+    Refused,
+    api_key,
+    encodable,
+    install_common,
+    parse_json,
+    read_body,
+    refusal,
+)
 from landfall.serving.memory import HeapTrimmer
 from landfall.serving.metrics import Metrics
-
-RETRY_AFTER_S = 1
 
 
 class ClassifyRequest(BaseModel):
@@ -58,77 +62,32 @@ class ClassifyResponse(BaseModel):
     results: list[TextResult]
 
 
-class _Refused(Exception):
-    def __init__(self, status: int, detail: str, reason: str, retry: bool = False,
-                 retry_after: float = 0.0) -> None:
-        self.status, self.detail, self.reason, self.retry = status, detail, reason, retry
-        self.retry_after = retry_after  # seconds, when known (else RETRY_AFTER_S)
-
-
 def _check_texts(payload: Any, cfg: ServeConfig) -> list[str]:
-    """The request's texts, or a _Refused naming the field that is wrong."""
+    """The request's texts, or a Refused naming the field that is wrong."""
     if not isinstance(payload, dict) or "texts" not in payload:
-        raise _Refused(422, "body must be a JSON object with a 'texts' list", "invalid")
+        raise Refused(422, "body must be a JSON object with a 'texts' list", "invalid")
     texts = payload["texts"]
     if not isinstance(texts, list):
-        raise _Refused(422, f"texts: expected a list of strings, got {type(texts).__name__}",
+        raise Refused(422, f"texts: expected a list of strings, got {type(texts).__name__}",
                        "invalid")
     if not texts:
-        raise _Refused(422, "texts: the list is empty", "invalid")
+        raise Refused(422, "texts: the list is empty", "invalid")
     if len(texts) > cfg.max_texts:
-        raise _Refused(413, f"texts: {len(texts)} texts, the limit is {cfg.max_texts} per "
+        raise Refused(413, f"texts: {len(texts)} texts, the limit is {cfg.max_texts} per "
                        "request", "too_many_texts")
     for i, t in enumerate(texts):
         if not isinstance(t, str):
-            raise _Refused(422, f"texts[{i}]: expected a string, got {type(t).__name__}",
+            raise Refused(422, f"texts[{i}]: expected a string, got {type(t).__name__}",
                            "invalid")
         if not t.strip():
-            raise _Refused(422, f"texts[{i}]: empty text", "invalid")
-        if not _encodable(t):
-            raise _Refused(422, f"texts[{i}]: not valid Unicode (a lone surrogate such as "
+            raise Refused(422, f"texts[{i}]: empty text", "invalid")
+        if not encodable(t):
+            raise Refused(422, f"texts[{i}]: not valid Unicode (a lone surrogate such as "
                            "\\ud800)", "invalid")
         if len(t) > cfg.max_chars:
-            raise _Refused(413, f"texts[{i}]: {len(t)} characters, the limit is "
+            raise Refused(413, f"texts[{i}]: {len(t)} characters, the limit is "
                            f"{cfg.max_chars}", "text_too_long")
     return texts
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused (413) as soon as it grows past ``limit`` bytes while it is
-    read: a declared Content-Length is checked first, a chunked body as its chunks arrive."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError:
-            raise _Refused(400, "Content-Length is not a number", "invalid") from None
-        if size > limit:
-            raise _Refused(413, f"body of {size} bytes, the limit is {limit}", "body_too_large")
-    chunks, total = [], 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise _Refused(413, f"body over {limit} bytes (the limit)", "body_too_large")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def parse_json(body: bytes) -> Any:
-    """The body as JSON, or 422 (also for nesting too deep for the parser)."""
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _Refused(422, f"body is not valid JSON: {exc}", "invalid") from None
-    except RecursionError:
-        raise _Refused(422, "body is not valid JSON: nested too deeply", "invalid") from None
 
 
 class Service:
@@ -236,31 +195,33 @@ def _onnx_copy(run_dir: Path) -> Path:
     return out
 
 
-def _api_key(cfg: ServeConfig) -> str | None:
-    if not cfg.api_key_env:
-        return None
-    key = os.environ.get(cfg.api_key_env)
-    if not key:
-        raise LandfallError(f"--api-key-env {cfg.api_key_env}: that environment variable is "
-                            "not set (or empty)")
-    return key
-
-
 def create_app(run_dir: str | Path, cfg: ServeConfig | None = None,
                overrides: list[str] | None = None) -> FastAPI:
     """The FastAPI app serving ``run_dir`` (the model loads in the background); ``overrides``
     change the long-text strategy (``data.truncation=sliding``...), as for ``predict``."""
     from landfall.inference.ensemble import is_ensemble
-    from landfall.inference.loading import check_inference_overrides, model_dir
+    from landfall.inference.loading import check_inference_overrides, model_dir, run_task
 
     cfg = cfg or ServeConfig()
     run_dir = Path(run_dir)
+    if not is_ensemble(run_dir):
+        task = run_task(run_dir)
+        task.require("serve", str(run_dir))
+        if task.head == "generate":  # a run that writes: the generation service
+            from landfall.serving.generation_app import create_generation_app
+
+            if overrides:
+                raise LandfallError(f"{run_dir}: a {task.name} run takes no --set "
+                                    f"{overrides[0].split('=')[0]} (long-text settings are "
+                                    "for classifiers)")
+            model_dir(run_dir)
+            return create_generation_app(run_dir, cfg)
     if is_ensemble(run_dir):
         raise LandfallError(f"{run_dir}: serving an ensemble is not supported yet; serve a "
                             "member, or predict with the ensemble offline")
     model_dir(run_dir)  # fail now, with a clear message, if there is no model
     overrides = check_inference_overrides(overrides)
-    key = _api_key(cfg)
+    key = api_key(cfg)
     metrics = Metrics()
     service = Service(run_dir, cfg, metrics, overrides)
 
@@ -278,55 +239,17 @@ def create_app(run_dir: str | Path, cfg: ServeConfig | None = None,
     app.state.service = service
     app.state.metrics = metrics
 
-    def refuse(exc: _Refused) -> JSONResponse:
-        metrics.rejected.labels(exc.reason).inc()
-        wait = max(RETRY_AFTER_S, math.ceil(exc.retry_after))  # whole seconds, at least 1
-        headers = {"Retry-After": str(wait)} if exc.retry else None
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=headers)
+    def refuse(exc: Refused) -> JSONResponse:
+        return refusal(metrics, exc)
 
-    @app.middleware("http")
-    async def count(request: Request, call_next):
-        t = time.perf_counter()
-        path = request.url.path
-        if key and path.startswith("/v1/"):
-            given = request.headers.get("x-api-key") or request.headers.get(
-                "authorization", "").removeprefix("Bearer ").strip()
-            if not hmac.compare_digest(given.encode(), key.encode()):
-                response = refuse(_Refused(401, "missing or wrong API key", "unauthorised"))
-                metrics.requests.labels(path, "401").inc()
-                return response
-        response = await call_next(request)
-        known = path in ("/v1/classify", "/v1/model", "/healthz", "/readyz", "/metrics")
-        label = path if known else "other"
-        metrics.requests.labels(label, str(response.status_code)).inc()
-        metrics.latency.labels(label).observe(time.perf_counter() - t)
-        return response
-
-    @app.get("/healthz")
-    async def healthz() -> dict:
-        """The process is up and answering."""
-        return {"status": "ok"}
-
-    @app.get("/readyz")
-    async def readyz() -> JSONResponse:
-        """The model is loaded and warmed up (503 until then, or if loading failed)."""
-        if service.ready.is_set():
-            return JSONResponse({"status": "ready", "backend": service.backend})
-        # the reason is in the server's log, not here: it may name paths on this machine
-        body = {"status": "failed", "error": "the model failed to load (see the server log)"} \
-            if service.error else {"status": "loading"}
-        return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
-
-    @app.get("/metrics")
-    async def prometheus() -> Response:
-        """Prometheus metrics: requests by status, latency, batch sizes, queue, tokens."""
-        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+    install_common(app, metrics, key, ("/v1/classify",), service.ready,
+                   lambda: service.error is not None, lambda: service.backend)
 
     @app.get("/v1/model")
     async def model_info() -> JSONResponse:
         """Labels, model metadata, long-text strategy and limits."""
         if not service.ready.is_set():
-            return refuse(_Refused(503, "model is loading", "not_ready", retry=True))
+            return refuse(Refused(503, "model is loading", "not_ready", retry=True))
         return JSONResponse(service.info())
 
     inflight = [0]  # requests inside _classify (the event loop is single-threaded)
@@ -342,7 +265,7 @@ def create_app(run_dir: str | Path, cfg: ServeConfig | None = None,
         """Classify texts: per text the label, class probabilities and window count."""
         t0 = time.monotonic()
         if inflight[0] >= cfg.max_inflight:
-            return refuse(_Refused(503, f"server busy: {inflight[0]} requests in flight "
+            return refuse(Refused(503, f"server busy: {inflight[0]} requests in flight "
                                    f"(limit {cfg.max_inflight})", "inflight_full", retry=True))
         inflight[0] += 1
         try:
@@ -356,28 +279,28 @@ def create_app(run_dir: str | Path, cfg: ServeConfig | None = None,
             payload = parse_json(body)
             texts = _check_texts(payload, cfg)
             if not service.ready.is_set():
-                raise _Refused(503, "model is loading", "not_ready", retry=True)
+                raise Refused(503, "model is loading", "not_ready", retry=True)
             windows, owner = await run_in_threadpool(service.windows, texts)
             try:
                 future = service.batcher.submit(windows)
             except QueueFull as exc:
-                raise _Refused(503, f"server busy: {exc}", "queue_full", retry=True,
+                raise Refused(503, f"server busy: {exc}", "queue_full", retry=True,
                                retry_after=exc.retry_after) from None
             except Closed:
-                raise _Refused(503, "server is shutting down", "closing", retry=True) from None
+                raise Refused(503, "server is shutting down", "closing", retry=True) from None
             left = cfg.timeout_s - (time.monotonic() - t0)
             try:
                 logits = await asyncio.wait_for(asyncio.wrap_future(future), max(left, 0.001))
             except TimeoutError:
                 future.cancel()  # skipped by the batcher if it has not started
-                raise _Refused(504, f"not answered within {cfg.timeout_s} s", "timeout") \
+                raise Refused(504, f"not answered within {cfg.timeout_s} s", "timeout") \
                     from None
             except Exception as exc:  # noqa: BLE001 - the model failed on this request
                 print(f"landfall serve: the model failed on a request: "
                       f"{type(exc).__name__}: {exc}", flush=True)
-                raise _Refused(500, "the model failed on this request", "model_error") \
+                raise Refused(500, "the model failed on this request", "model_error") \
                     from None
-        except _Refused as exc:
+        except Refused as exc:
             return refuse(exc)
         metrics.texts.inc(len(texts))
         return {"results": service.results(logits, owner, len(texts))}
@@ -392,7 +315,8 @@ def serve(run_dir: str | Path, cfg: ServeConfig | None = None,
 
     cfg = cfg or ServeConfig()
     app = create_app(run_dir, cfg, overrides)
+    # on SIGTERM the requests in flight may finish: a stream may take its whole deadline
+    drain = cfg.stream_timeout_s if hasattr(app.state, "engine") else max(cfg.timeout_s, 5)
     # uvicorn's own bound: connections beyond it get 503 before any of our code runs
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="info", access_log=False,
-                timeout_graceful_shutdown=max(cfg.timeout_s, 5),
-                limit_concurrency=cfg.max_inflight + 64)
+                timeout_graceful_shutdown=drain, limit_concurrency=cfg.max_inflight + 64)

@@ -12,6 +12,7 @@ from prometheus_client import (
 )
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+TOKEN_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
@@ -33,6 +34,18 @@ class Metrics:
                                 registry=r)
         self.errors = Counter("landfall_errors", "Requests the model failed on (answered 500).",
                               registry=r)
+        # generation (causal-LM runs)
+        self.ttft = Histogram("landfall_time_to_first_token_seconds", "Arrival to first "
+                              "generated token (seconds).", buckets=LATENCY_BUCKETS, registry=r)
+        self.token_latency = Histogram("landfall_token_seconds", "Time between a stream's "
+                                       "consecutive tokens (seconds).",
+                                       buckets=TOKEN_BUCKETS, registry=r)
+        self.generated = Counter("landfall_generated_tokens", "Tokens generated.", registry=r)
+        self.streams = Gauge("landfall_streams", "Generation requests admitted and not done "
+                             "(running or waiting for a place in the batch).", registry=r)
+        self.finished = Counter("landfall_streams_finished", "Generation requests by how they "
+                                "ended (stop, length, timeout, error, cancelled).", ["reason"],
+                                registry=r)
         ProcessCollector(registry=r)  # process_resident_memory_bytes, CPU seconds, open fds
 
     def on_batch(self, size: int, tokens: int) -> None:

@@ -79,6 +79,12 @@ class Task:
         """Task-specific figures for eval.json from the logged metrics (optional)."""
         return {}
 
+    def write_report(self, run_dir, result: dict, plots: dict[str, str]):
+        """Write ``report.md`` for a run whose final evaluation is the objective's own
+        (``head = "objective"``); heads with an inference stage have their own writer in the
+        task folder (``report.py``). Default: none."""
+        return None
+
     def supports(self, verb: str) -> bool:
         return verb in self.verbs
 

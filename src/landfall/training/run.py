@@ -112,10 +112,13 @@ def _objective_final(run_dir: Path, cfg: Config, task: Task, data, summary: dict
     out = {**{k: v for k, v in figures.items() if k != "train_extra"},
            "train": {**summary, **figures.get("train_extra", {})}}
     runs.write_json(run_dir / runs.EVAL, out)
+    plots = {}
     if cfg.report.plots and records:
         from landfall.reports.plots import plot_training_curves
 
         plot_training_curves(records, run_dir / runs.PLOTS / "training_curves.png")
+        plots["Training curves"] = f"{runs.PLOTS}/training_curves.png"
+    task.write_report(run_dir, out, plots)
     return out
 
 

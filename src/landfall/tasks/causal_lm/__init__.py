@@ -6,6 +6,7 @@ from landfall.config import Config
 from landfall.errors import ConfigError
 from landfall.tasks import register
 from landfall.tasks.base import Task, TrainContext
+from landfall.tasks.causal_lm import config as _config  # noqa: F401  (registers [chat], [generate])
 
 
 class CausalLMTask(Task):
@@ -13,7 +14,7 @@ class CausalLMTask(Task):
     summary = "instruction/response fine-tuning of a decoder (loss on the response only)"
     auto_class = "AutoModelForCausalLM"
     peft_task_type = "CAUSAL_LM"
-    verbs = frozenset({"generate", "evaluate", "export-merged", "log-likelihood"})
+    verbs = frozenset({"generate", "evaluate", "serve", "export-merged", "log-likelihood"})
     head = "generate"
 
     def validate(self, cfg: Config) -> None:

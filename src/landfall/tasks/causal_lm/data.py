@@ -9,11 +9,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from landfall.config import ChatConfig, Config, expand_env
+from landfall.config import Config, expand_env
 from landfall.data.readers import Example, read_examples
 from landfall.data.splits import stratified_split
 from landfall.errors import ConfigError, DataError
 from landfall.tasks.causal_lm.chat import encode, prompt_text, response_text
+from landfall.tasks.causal_lm.config import ChatConfig
 
 IGNORE = -100  # label of prompt and padding positions: no loss there
 

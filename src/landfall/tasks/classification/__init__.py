@@ -6,6 +6,7 @@ from landfall.config import Config
 from landfall.errors import LandfallError
 from landfall.tasks import register
 from landfall.tasks.base import Task, TrainContext
+from landfall.tasks.classification import config as _config  # noqa: F401  (registers [oos])
 
 
 class ClassificationTask(Task):

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from landfall.config import OOSConfig
 from landfall.errors import LandfallError
+from landfall.tasks.classification.config import OOSConfig
 
 SCORE_METHODS = ("max_prob", "energy")
 

@@ -6,6 +6,7 @@ from landfall.config import Config
 from landfall.errors import ConfigError
 from landfall.tasks import register
 from landfall.tasks.base import Task, TrainContext
+from landfall.tasks.mlm import config as _config  # noqa: F401  (registers [pretrain])
 
 
 class MaskedLMTask(Task):
@@ -58,6 +59,12 @@ class MaskedLMTask(Task):
             "data": {"train": data.source},
             "train_extra": {"chunks": len(data.train), "documents": data.documents},
         }
+
+
+    def write_report(self, run_dir, result: dict, plots: dict[str, str]):
+        from landfall.tasks.mlm.report import write_mlm_report
+
+        return write_mlm_report(run_dir, result, plots)
 
 
 TASK = register(MaskedLMTask())

@@ -1,4 +1,4 @@
-"""report.md of a generation evaluation."""
+"""``report.md`` of a causal-LM run: the generation evaluation beside its baselines."""
 
 from __future__ import annotations
 

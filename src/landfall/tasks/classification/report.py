@@ -1,4 +1,4 @@
-"""``report.md``: the human-readable summary of a run.
+"""``report.md`` of a classification run: the human-readable summary.
 
 One Markdown file: a summary table with the transformer and the classic baseline side by
 side, a verdict, per-class scores, the plots (relative links into ``plots/``) and the
