@@ -45,6 +45,15 @@ def _fuzz(client, tally: Counter, path: str, op, mode, examples: int) -> None:
     fuzz()
 
 
+def _ready_schema(client):
+    """Wait until the app has loaded its model; its OpenAPI schema for schemathesis."""
+    deadline = time.monotonic() + 120
+    while client.get("/readyz").status_code != 200:
+        assert time.monotonic() < deadline, client.get("/readyz").text
+        time.sleep(0.05)
+    return schemathesis.openapi.from_dict(client.get("/openapi.json").json())
+
+
 def _report(name: str, tally: Counter, started: float) -> None:
     report = os.environ.get("LANDFALL_FUZZ_REPORT")
     if report:
@@ -71,10 +80,7 @@ def test_fuzzing_the_schema_finds_no_5xx_and_4xx_name_the_field(tmp_path, tiny_m
     tally: Counter = Counter()
     started = time.monotonic()
     with TestClient(app) as client:
-        deadline = time.monotonic() + 60
-        while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        schema = schemathesis.openapi.from_dict(client.get("/openapi.json").json())
+        schema = _ready_schema(client)
         for path, method in (("/v1/classify", "POST"), ("/v1/model", "GET"),
                              ("/healthz", "GET"), ("/readyz", "GET"), ("/metrics", "GET")):
             op = schema[path][method]
@@ -105,10 +111,7 @@ def test_fuzzing_the_generation_api_finds_no_5xx(tmp_path, tiny_lm, bitext_small
     tally: Counter = Counter()
     started = time.monotonic()
     with TestClient(app) as client:
-        deadline = time.monotonic() + 120
-        while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        schema = schemathesis.openapi.from_dict(client.get("/openapi.json").json())
+        schema = _ready_schema(client)
         for path in ("/v1/generate", "/v1/chat/completions"):
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                 _fuzz(client, tally, path, schema[path]["POST"], mode, EXAMPLES // 2)

@@ -69,7 +69,7 @@ class ToyLengthConfig:
     chars: int = help_field(300, "Characters of each text the toy task reads.", ge=1)
 
 
-register_section("toy_length", ToyLengthConfig)
+register_section("toy_length", ToyLengthConfig, task="toy_length")
 
 
 class ToyLengthTask(Task):
@@ -107,6 +107,11 @@ def test_a_fourth_task_registered_here_trains_through_the_one_entry_point(
     assert json.loads((tmp_path / "toy" / "eval.json").read_text())["train"]["steps"] == 6
     saved = (tmp_path / "toy" / "landfall.toml").read_text()
     assert 'name = "toy_length"' in saved and "chars = 120" in saved  # its section is kept
+    # a run of another task keeps only its own task's sections (and any set by hand), so it
+    # never needs a plugin it does not use to be read again
+    other = build_config({"task": {"name": "classification"}}).to_dict()
+    assert "oos" in other and "toy_length" not in other and "chat" not in other
+    assert "chat" in build_config({"chat": {"system_prompt": "Hi"}}).to_dict()
     assert (tmp_path / "toy" / "model" / "model.safetensors").exists()
 
 

@@ -269,18 +269,24 @@ CORE_SECTIONS: dict[str, type] = {
     "prune": PruneConfig,
     "serve": ServeConfig,
 }
-# Sections a task plugin brings (``tasks/<name>/config.py`` calls ``register_section``).
+# Sections a task plugin brings (``tasks/<name>/config.py`` calls ``register_section``), and
+# the task that owns each.
 _TASK_SECTIONS: dict[str, type] = {}
+_OWNER: dict[str, str] = {}
 
 
-def register_section(name: str, cls: type) -> type:
-    """Add a config section owned by a task plugin: ``[name]`` in files, ``name.field`` in
-    ``--set``, ``cfg.name`` in code. The task folder calls this; nothing else changes."""
+def register_section(name: str, cls: type, task: str) -> type:
+    """Add a config section owned by the task plugin ``task``: ``[name]`` in files,
+    ``name.field`` in ``--set``, ``cfg.name`` in code. The task folder calls this; nothing else
+    changes. A run's landfall.toml keeps its own task's sections, and another task's only
+    where they differ from the defaults, so that a run never depends on a plugin it does not
+    use."""
     if name in CORE_SECTIONS or _TASK_SECTIONS.get(name, cls) is not cls:
         raise ValueError(f"config section {name!r} is already taken")
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"config section {name!r}: {cls} is not a dataclass")
     _TASK_SECTIONS[name] = cls
+    _OWNER[name] = task
     return cls
 
 
@@ -324,7 +330,10 @@ class Config:
     def to_dict(self) -> dict[str, dict[str, Any]]:
         out = {f.name: dataclasses.asdict(getattr(self, f.name))
                for f in dataclasses.fields(self) if f.name != "task_sections"}
-        out.update({k: dataclasses.asdict(v) for k, v in self.task_sections.items()})
+        for name, section in self.task_sections.items():
+            values = dataclasses.asdict(section)
+            if _OWNER.get(name) == self.task.name or values != dataclasses.asdict(type(section)()):
+                out[name] = values
         return out
 
 

@@ -32,7 +32,7 @@ def settings_for(run_dir: str | Path, overrides: list[str] | None = None) -> Gen
     for item in overrides or []:
         if not item.strip().startswith("generate."):
             raise ConfigError(f"--set {item!r}: only generate.* fields apply to generation")
-    base = run_config(run_dir).to_dict()["generate"]
+    base = dataclasses.asdict(run_config(run_dir).generate)
     return build_config({"generate": base}, overrides, source="generate").generate
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import threading
 import time
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -35,6 +34,7 @@ from landfall.inference.predictor import Prediction, softmax
 from landfall.inference.results import Labeller
 from landfall.serving.batcher import Batcher, BatchStats, Closed, QueueFull
 from landfall.serving.http import (
+    Loader,
     Refused,
     api_key,
     encodable,
@@ -90,27 +90,18 @@ def _check_texts(payload: Any, cfg: ServeConfig) -> list[str]:
     return texts
 
 
-class Service:
+class Service(Loader):
     """The loaded model and its batcher; ``ready`` once warmed up."""
 
     def __init__(self, run_dir: Path, cfg: ServeConfig, metrics: Metrics,
                  overrides: list[str] | None = None) -> None:
-        self.run_dir, self.cfg, self.metrics = run_dir, cfg, metrics
+        super().__init__(run_dir)
+        self.cfg, self.metrics = cfg, metrics
         self.overrides = list(overrides or [])  # the long-text strategy, as for predict
         self.trimmer = HeapTrimmer(cfg.trim_every_s)
-        self.ready = threading.Event()
-        self.error: str | None = None
         self.predictor = None
         self.batcher: Batcher | None = None
         self.labeller = Labeller.for_run(run_dir)
-        self.backend = ""
-
-    def load(self) -> None:
-        try:
-            self._load()
-        except Exception as exc:  # noqa: BLE001 - reported by /readyz and the log
-            self.error = f"{type(exc).__name__}: {exc}"
-            print(f"landfall serve: loading {self.run_dir} failed: {self.error}", flush=True)
 
     def _load(self) -> None:
         import torch
@@ -227,8 +218,7 @@ def create_app(run_dir: str | Path, cfg: ServeConfig | None = None,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        loader = threading.Thread(target=service.load, name="landfall-load", daemon=True)
-        loader.start()
+        service.start_loading()
         yield
         # uvicorn has stopped accepting and waited for in-flight requests; finish the queue
         if service.batcher is not None:
@@ -242,8 +232,7 @@ def create_app(run_dir: str | Path, cfg: ServeConfig | None = None,
     def refuse(exc: Refused) -> JSONResponse:
         return refusal(metrics, exc)
 
-    install_common(app, metrics, key, ("/v1/classify",), service.ready,
-                   lambda: service.error is not None, lambda: service.backend)
+    install_common(app, metrics, key, ("/v1/classify",), service)
 
     @app.get("/v1/model")
     async def model_info() -> JSONResponse:

@@ -18,7 +18,6 @@ left, admission by count and by expected wait (503 + Retry-After), and the servi
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -27,7 +26,7 @@ from pathlib import Path
 
 from landfall.config import ServeConfig
 from landfall.serving import sampling
-from landfall.serving.http import Refused
+from landfall.serving.http import Loader, Refused
 from landfall.serving.metrics import Metrics
 
 PAGE_TOKENS = 32  # tokens per KV-cache page
@@ -125,7 +124,7 @@ class Stream:
         elif self.engine_done:
             self.finish = "length"  # max_new_tokens
         if self.finish is None and self.params.stop:  # hold back what may begin a stop string
-            text = text[:len(text) - (max(len(s) for s in self.params.stop) - 1)]
+            text = text[:max(0, len(text) - (max(len(s) for s in self.params.stop) - 1))]
         # decoding a longer prefix extends the text (byte-level BPE, no clean-up of spaces)
         new = text[len(self.text):] if text.startswith(self.text) else ""
         if text.startswith(self.text):
@@ -133,14 +132,12 @@ class Stream:
         return Event(new, self.tokens, self.finish)
 
 
-class GenerationEngine:
+class GenerationEngine(Loader):
     """A causal-LM run loaded for serving, its continuous-batching manager and admission."""
 
     def __init__(self, run_dir: Path, cfg: ServeConfig, metrics: Metrics) -> None:
-        self.run_dir, self.cfg, self.metrics = run_dir, cfg, metrics
-        self.ready = threading.Event()
-        self.error: str | None = None
-        self.backend = ""
+        super().__init__(run_dir)
+        self.cfg, self.metrics = cfg, metrics
         self.streams: dict[str, Stream] = {}
         self.manager = None
         self.tokenizer = None
@@ -153,13 +150,6 @@ class GenerationEngine:
         self.FAILED = None
 
     # -- loading -------------------------------------------------------------------------
-    def load(self) -> None:
-        try:
-            self._load()
-        except Exception as exc:  # noqa: BLE001 - reported by /readyz and the log
-            self.error = f"{type(exc).__name__}: {exc}"
-            print(f"landfall serve: loading {self.run_dir} failed: {self.error}", flush=True)
-
     def _load(self) -> None:
         import torch
         from transformers import GenerationConfig

@@ -94,11 +94,34 @@ def refusal(metrics: Metrics, exc: Refused) -> JSONResponse:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=headers)
 
 
+class Loader:
+    """What a service loads in the background after the server starts, so that ``/healthz``
+    answers at once: ``ready`` once loaded and warmed up, ``error`` (for the log) if not."""
+
+    def __init__(self, run_dir) -> None:
+        self.run_dir = run_dir
+        self.ready = threading.Event()
+        self.error: str | None = None
+        self.backend = ""  # what runs the model, once loaded
+
+    def _load(self) -> None:
+        raise NotImplementedError
+
+    def load(self) -> None:
+        try:
+            self._load()
+        except Exception as exc:  # noqa: BLE001 - reported by /readyz and the log
+            self.error = f"{type(exc).__name__}: {exc}"
+            print(f"landfall serve: loading {self.run_dir} failed: {self.error}", flush=True)
+
+    def start_loading(self) -> None:
+        threading.Thread(target=self.load, name="landfall-load", daemon=True).start()
+
+
 def install_common(app: FastAPI, metrics: Metrics, key: str | None, paths: tuple[str, ...],
-                   ready: threading.Event, failed, backend) -> None:
+                   loader: Loader) -> None:
     """The API-key check and request counting (middleware), ``/healthz``, ``/readyz`` and
-    ``/metrics``. ``paths`` are the service's own routes (others count as "other");
-    ``failed()`` says whether loading failed, ``backend()`` names what runs the model."""
+    ``/metrics``. ``paths`` are the service's own routes (others count as "other")."""
     known = {*paths, "/v1/model", "/healthz", "/readyz", "/metrics"}
 
     @app.middleware("http")
@@ -127,11 +150,11 @@ def install_common(app: FastAPI, metrics: Metrics, key: str | None, paths: tuple
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
         """The model is loaded and warmed up (503 until then, or if loading failed)."""
-        if ready.is_set():
-            return JSONResponse({"status": "ready", "backend": backend()})
+        if loader.ready.is_set():
+            return JSONResponse({"status": "ready", "backend": loader.backend})
         # the reason is in the server's log, not here: it may name paths on this machine
         body = {"status": "failed", "error": "the model failed to load (see the server log)"} \
-            if failed() else {"status": "loading"}
+            if loader.error else {"status": "loading"}
         return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
     @app.get("/metrics")

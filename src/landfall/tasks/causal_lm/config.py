@@ -51,5 +51,5 @@ class GenerateConfig:
                                    ge=1.0, le=3.0)
 
 
-register_section("chat", ChatConfig)
-register_section("generate", GenerateConfig)
+register_section("chat", ChatConfig, task="causal_lm")
+register_section("generate", GenerateConfig, task="causal_lm")

@@ -32,4 +32,4 @@ class OOSConfig:
     )
 
 
-register_section("oos", OOSConfig)
+register_section("oos", OOSConfig, task="classification")

@@ -23,4 +23,4 @@ class PretrainConfig:
     heads: int = _f(4, "From scratch: attention heads (must divide hidden).", ge=1)
 
 
-register_section("pretrain", PretrainConfig)
+register_section("pretrain", PretrainConfig, task="mlm")
