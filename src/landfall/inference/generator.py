@@ -65,13 +65,16 @@ class Generator:
         return encode(self.tokenizer, prompt_text(self.tokenizer, request,
                                                   self.chat.system_prompt))
 
-    def check_prompt(self, ids: list[int], settings: GenerateConfig, where: str = "prompt"
-                     ) -> None:
+    def check_prompt(self, ids: list[int], settings: GenerateConfig, where: str = "prompt",
+                     new_field: str = "generate.max_new_tokens") -> None:
+        """Refuse a prompt over ``chat.max_prompt_tokens``, or one that with
+        ``settings.max_new_tokens`` (named ``new_field`` in the message) overflows the model's
+        context."""
         if len(ids) > self.chat.max_prompt_tokens:
             raise LandfallError(f"{where}: {len(ids)} tokens with the chat template, more than "
                                 f"chat.max_prompt_tokens={self.chat.max_prompt_tokens}")
         if self.context and len(ids) + settings.max_new_tokens > self.context:
-            raise LandfallError(f"{where}: {len(ids)} prompt tokens + generate.max_new_tokens="
+            raise LandfallError(f"{where}: {len(ids)} prompt tokens + {new_field}="
                                 f"{settings.max_new_tokens} exceed the model's context "
                                 f"({self.context} tokens)")
 

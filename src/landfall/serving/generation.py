@@ -24,6 +24,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from transformers.generation.continuous_batching import RequestStatus
+
 from landfall.config import ServeConfig
 from landfall.serving import sampling
 from landfall.serving.http import Loader, Refused
@@ -93,7 +95,7 @@ class Stream:
 
     def _advance(self, out) -> Event:
         eng = self.engine
-        if out.error is not None or out.status == eng.FAILED:
+        if out.error is not None or out.status == RequestStatus.FAILED:
             self.finish = "error"
             print(f"landfall serve: generation failed: {out.error}", flush=True)
             return Event("", self.tokens, "error")
@@ -143,27 +145,24 @@ class GenerationEngine(Loader):
         self.tokenizer = None
         self.generator = None
         self.stop_ids: set[int] = set()
+        self.eos: list[int] = []  # the same, as the decoding loop takes them
         self.capacity_tokens = 0
         self.mean_seconds = 0.0  # moving average of a stream's life, for the expected wait
         self.accepting = True
         self._reap: list[tuple[float, str]] = []
-        self.FAILED = None
 
     # -- loading -------------------------------------------------------------------------
     def _load(self) -> None:
         import torch
         from transformers import GenerationConfig
         from transformers.generation.configuration_utils import ContinuousBatchingConfig
-        from transformers.generation.continuous_batching import RequestStatus
 
         from landfall.inference.loading import load_generation_run, run_config
         from landfall.inference.precision import bf16_native, why_not_bf16
 
         if self.cfg.threads:
             torch.set_num_threads(self.cfg.threads)
-        self.FAILED = RequestStatus.FAILED
-        gen = load_generation_run(self.run_dir, device="cpu" if not torch.cuda.is_available()
-                                  else None)
+        gen = load_generation_run(self.run_dir)  # on the GPU if there is one
         model = gen.model
         if hasattr(model, "merge_and_unload"):  # an adapter run: fold it in for serving
             model = model.merge_and_unload()
@@ -175,7 +174,7 @@ class GenerationEngine(Loader):
         model = model.to(torch.bfloat16 if bf16 else torch.float32).eval()
         self.backend = f"torch-{'bf16' if bf16 else 'fp32'}, continuous batching"
         self.generator, self.tokenizer = gen, gen.tokenizer
-        self.stop_ids = set(gen.stop_ids)
+        self.stop_ids, self.eos = set(gen.stop_ids), sorted(gen.stop_ids)
         self.defaults = run_config(self.run_dir).generate
         c = model.config.get_text_config()
         heads = getattr(c, "num_key_value_heads", None) or c.num_attention_heads
@@ -187,7 +186,7 @@ class GenerationEngine(Loader):
         # the non-default temperature/top-k/top-p make the per-request processors exist
         gc = GenerationConfig(max_new_tokens=self.cfg.max_new_tokens, do_sample=True,
                               temperature=0.7, top_k=50, top_p=0.95,
-                              eos_token_id=sorted(self.stop_ids),
+                              eos_token_id=self.eos,
                               pad_token_id=self.tokenizer.pad_token_id)
         cbc = ContinuousBatchingConfig(
             page_size=PAGE_TOKENS, num_blocks=pages, max_batch_tokens=self.cfg.step_tokens,
@@ -255,7 +254,7 @@ class GenerationEngine(Loader):
         self.manager.register_result_handler(rid, stream.on_output)
         self.streams[rid] = stream
         self.manager.add_request(prompt, request_id=rid, max_new_tokens=params.max_new_tokens,
-                                 streaming=True, eos_token_id=sorted(self.stop_ids),
+                                 streaming=True, eos_token_id=self.eos,
                                  **self._sampling(params))
         self.metrics.streams.set(len(self.streams))
         return stream

@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from landfall.config import ServeConfig
+from landfall.errors import LandfallError
 from landfall.serving.generation import GenerationEngine, Stream
 from landfall.serving.generation_requests import (
     ChatRequest,
@@ -120,15 +121,10 @@ def create_generation_app(run_dir: str | Path, cfg: ServeConfig | None = None) -
             request_, params, wants_stream, usage = parse(payload, engine)
             prompt = await run_in_threadpool(engine.prompt_ids, request_)
             where = "prompt" if isinstance(request_, str) else "messages"
-            limit = engine.generator.chat.max_prompt_tokens
-            if len(prompt) > limit:
-                raise Refused(413, f"{where}: {len(prompt)} tokens with the chat template, the "
-                              f"limit is {limit} (chat.max_prompt_tokens)", "too_long")
-            context = engine.generator.context
-            if context and len(prompt) + params.max_new_tokens > context:
-                raise Refused(413, f"max_tokens: {len(prompt)} prompt tokens + "
-                              f"{params.max_new_tokens} new tokens exceed the model's context "
-                              f"({context})", "too_long")
+            try:  # Params carries max_new_tokens, as the GenerateConfig it checks
+                engine.generator.check_prompt(prompt, params, where, new_field="max_tokens")
+            except LandfallError as exc:
+                raise Refused(413, str(exc), "too_long") from None
             return engine.open(prompt, params, t0), wants_stream, usage, t0
         finally:
             inflight[0] -= 1
