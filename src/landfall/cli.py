@@ -105,6 +105,12 @@ def _show_evaluate(out: dict, a: Any) -> None:
             if out.get("oos"):  # the run has an out-of-scope rule (oos.json)
                 table.add_row(key, f"{out['oos'][key]:.4f}")
         Console().print(table)
+        if len(m.get("per_class", {})) <= 10:  # a few classes: each one's P/R/F1 (imbalance)
+            per = Table("class", "precision", "recall", "F1", "support")
+            for name, s in m["per_class"].items():
+                per.add_row(name, f"{s['precision']:.3f}", f"{s['recall']:.3f}",
+                            f"{s['f1']:.3f}", str(s["support"]))
+            Console().print(per)
     print(f"written: {out['output']}")
 
 
@@ -123,7 +129,34 @@ def _show_compress(summary: dict, a: Any) -> None:
           f"(table: {Path(a.output) / 'compress' / 'report.md'})")
 
 
+def _show_audit(record: dict, a: Any) -> None:
+    table = Table("check", "figure", "threshold", "result")
+    style = {True: "green", False: "bold red", None: "dim"}
+    for s in record["sections"]:
+        table.add_row(s["title"], s["figure"], s["threshold"],
+                      {True: "PASS", False: "FAIL", None: "n/a"}[s["passed"]],
+                      style=style[s["passed"]])
+    Console(width=160).print(table)
+    print(f"audit {'PASSED' if record['passed'] else 'FAILED'}: {Path(a.output) / 'report.md'}")
+    if not record["passed"]:
+        raise typer.Exit(1)
+
+
+def _show_explain(r: dict, a: Any) -> None:
+    top = sorted(zip(r["tokens"], r["scores"], strict=True), key=lambda t: -abs(t[1]))[:8]
+    print(f"{r['label']} (p={r['prob']:.3f}); convergence delta {r['delta']:.2e}")
+    print("strongest tokens: " + ", ".join(f"{t} {s:+.3f}" for t, s in top))
+    print(f"written: {Path(r['output']) / 'explain.html'}, explain.png, explain.json")
+
+
+def _show_clean(r: dict, a: Any) -> None:
+    ents = ", ".join(f"{k} {v}" for k, v in r["entities"].items()) or "none"
+    print(f"{r['rows']} rows, {r['rows_with_pii']} with PII ({ents}); {r['rows_written']} "
+          f"written to {r['output']} ({r['mode']})")
+
+
 SHOW = {
+    "audit": _show_audit, "explain": _show_explain, "data clean": _show_clean,
     "train": _show_training, "pretrain": _show_training, "demo": _show_training,
     "prune": _show_training, "distill": _show_training,
     "evaluate": _show_evaluate, "compress": _show_compress,
@@ -136,7 +169,36 @@ SHOW = {
     "export-merged": lambda out, a: print(f"merged model written to {Path(out) / 'model'}"),
     "export-onnx": lambda out, a: print(f"ONNX model ({a.quantize}) written to "
                                         f"{Path(out) / 'model'}"),
+    "embody run": lambda out, a: _show_embody_run(out),
+    "embody eval": lambda out, a: _show_embody_eval(out, a),
 }
+
+
+def _show_embody_run(out: dict) -> None:
+    print(f"mission of {out['level']} seed {out['seed']}: {out['mission']}")
+    print(f"plan: {out['plan'] or '-'}")
+    if out["refused"]:
+        print("REFUSED: " + "; ".join(out["refusal"]))
+    else:
+        print(f"executed: {out['status']} in {out['steps']} steps; the world's own check: "
+              f"{'success' if out['world_success'] else 'not done'}")
+    for note in out.get("notes", []):
+        print(f"note: {note}")
+    for key in ("gif", "png"):
+        if out.get(key):
+            print(f"{key}: {out[key]}")
+
+
+def _show_embody_eval(out: dict, a: Any) -> None:
+    print(f"{out['system']} on {out['source']}: grounded success {out['success_rate']:.4f}, "
+          f"parse exact match {out['parse_exact_match']:.4f} ({out['episodes']} episodes)")
+    for level, m in out["levels"].items():
+        print(f"  {level}: success {m['success_rate']:.4f}, exact "
+              f"{m['parse_exact_match']:.4f}, refused {m['refused']} / {m['episodes']}")
+    if "shield" in out:
+        s = out["shield"]
+        print(f"shield: precision {s['precision']:.4f}, recall {s['recall']:.4f}")
+    print(f"written to {a.output}")
 
 
 # --- the generator --------------------------------------------------------------------------
@@ -219,8 +281,22 @@ def _command(verb: Verb):
     return command
 
 
+GROUP_HELP = {
+    "data": "Data files: clean (redact or drop personal data).",
+    "embody": "Command an agent in a simulated world (BabyAI): run one command, evaluate.",
+}
+_groups: dict[str, typer.Typer] = {}
 for _verb in VERBS:
-    app.command(_verb.name, help=_verb.help, epilog=_epilog(_verb) or None)(_command(_verb))
+    # a two-word verb ("embody run") is a command of a sub-app ("landfall embody run ...")
+    *_group, _cmd = _verb.name.split(" ")
+    _target = app
+    if _group:
+        if _group[0] not in _groups:
+            _groups[_group[0]] = typer.Typer(help=GROUP_HELP.get(_group[0]),
+                                             no_args_is_help=True, rich_markup_mode=None)
+            app.add_typer(_groups[_group[0]], name=_group[0])
+        _target = _groups[_group[0]]
+    _target.command(_cmd, help=_verb.help, epilog=_epilog(_verb) or None)(_command(_verb))
 
 
 @app.command("config")

@@ -62,6 +62,10 @@ class DataConfig:
     validation: str = _f("", "Validation data; empty = carve a stratified split from train.")
     text_field: str = _f("text", "Name of the text field/column.")
     label_field: str = _f("label", "Name of the label field/column.")
+    label_names: str = _f(
+        "", "Comma-separated names for labels stored as class numbers (0 = the first name), "
+        "e.g. Davidson's `class`: hate_speech,offensive_language,neither. Empty = labels as "
+        "written.")
     validation_fraction: float = _f(
         0.1, "Share of train held out when no validation is given.", gt=0.0, lt=1.0
     )
@@ -75,6 +79,10 @@ class DataConfig:
         0, "Use a seeded stratified sample of this many training examples (0 = all).", ge=0
     )
     validation_limit: int = _f(0, "Use a stratified sample of this many validation examples.", ge=0)
+
+    def names(self) -> tuple[str, ...]:
+        """``label_names`` as a tuple (empty: labels as written)."""
+        return tuple(n.strip() for n in self.label_names.split(",") if n.strip())
     max_length: int = _f(256, "Tokens per window, special tokens included.", ge=8)
     truncation: str = _f(
         "head+tail",
@@ -140,6 +148,10 @@ class TrainConfig:
         "always pick the lowest validation loss).",
         choices=("accuracy", "macro_f1"),
     )
+    class_weight: str = _f(
+        "none", "Classification: weigh the loss per class: none; balanced (n / (k * count), "
+        "sklearn's rule); sqrt (the square root of balanced: a milder push towards rare "
+        "classes).", choices=("none", "balanced", "sqrt"))
     eval_batch_size: int = _f(64, "Sequences per forward pass when evaluating.", ge=1)
     layer_lr_decay: float = _f(
         1.0,
@@ -255,6 +267,21 @@ class ServeConfig:
     precision: str = _f("auto", "Causal LM: auto = bf16 weights where the hardware computes "
                         "bf16 natively (a GPU with bf16, a CPU with AVX512-BF16 or AMX), else "
                         "fp32; or fp32 / bf16.", choices=("auto", "fp32", "bf16"))
+    # safety: a guard run, the audit gate, the request log
+    guard: str = _f("", "A harmful-content classifier run (examples/davidson-minilm.toml) that "
+                    "screens every input (and a generation run's outputs); empty = none.")
+    guard_labels: str = _f("hate_speech", "The guard's classes that count as harmful "
+                           "(comma-separated).")
+    guard_threshold: float = _f(0.5, "Harmful when the guard's probability of those classes "
+                                "reaches this.", ge=0.0, le=1.0)
+    guard_action: str = _f("refuse", "refuse (422 naming the text) or flag (answer, with the "
+                           "guard's verdict in the response).", choices=("refuse", "flag"))
+    require_audit: str = _f("", "An audit folder (landfall audit RUN --output DIR): refuse to "
+                            "start unless it passed for this run and is newer than its model.")
+    log_requests: str = _f("", "Append every request's texts and answers to this JSONL file "
+                           "(empty = no request log).")
+    redact_pii: bool = _f(False, "Replace the PII in logged texts by its type (<PERSON>, "
+                          "<EMAIL_ADDRESS>) with Presidio before they are written.")
 
 
 # Sections of the core: what every run has, whatever its task.

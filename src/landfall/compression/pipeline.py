@@ -53,7 +53,8 @@ def load_eval(run_dir: Path, data: str, limit: int, seed: int):
 
     cfg = run_config(run_dir)
     examples = read_examples(data, text_field=cfg.data.text_field,
-                             label_field=cfg.data.label_field)
+                             label_field=cfg.data.label_field,
+                             label_names=cfg.data.names())
     if limit and limit < len(examples):
         examples = stratified_split(examples, limit / len(examples), seed)[1]
     labels = load_run(run_dir, device="cpu").labels

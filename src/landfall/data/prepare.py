@@ -37,6 +37,7 @@ def read_split(cfg: DataConfig, which: str, seed: int) -> tuple[list[Example], s
     source = expand_env(raw, f"data.{which}")
     examples = read_examples(
         source, text_field=cfg.text_field, label_field=cfg.label_field,
+        label_names=cfg.names(),
         # for an aclImdb root or a hub dataset: the official split of that name
         split="test" if which == "validation" else "train",
     )

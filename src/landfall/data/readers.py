@@ -7,6 +7,7 @@ the field, so that the user can open the file and fix it.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import json
 import math
@@ -65,10 +66,13 @@ def read_examples(
     split: str = "train",
     limit: int | None = None,
     extra_fields: tuple[str, ...] = (),
+    label_names: tuple[str, ...] = (),
 ) -> list[Example]:
     """Read examples from a JSONL/CSV/TSV/Parquet file, an aclImdb folder or a hub dataset.
 
-    ``extra_fields`` are kept, as read, in each example's ``extra`` dict (None when absent)."""
+    ``extra_fields`` are kept, as read, in each example's ``extra`` dict (None when absent).
+    ``label_names`` name labels stored as class numbers: label ``"2"`` becomes
+    ``label_names[2]``."""
     if limit is not None and (isinstance(limit, bool) or limit < 1):
         raise LandfallError(f"limit must be a positive number of examples, got {limit!r}")
     fields = _Fields(text_field, label_field, require_labels, tuple(extra_fields))
@@ -77,6 +81,8 @@ def read_examples(
     examples: list[Example] = []
     try:
         for example in stream:
+            if label_names and example.label is not None:
+                example = _named(example, label_names, fields.label)
             examples.append(example)
             if limit is not None and len(examples) >= limit:
                 break
@@ -179,6 +185,17 @@ def _make_example(
     return Example(text=text, label=label, line=line, source=path, extra=_extra(record, fields))
 
 
+def _named(example: Example, names: tuple[str, ...], field: str) -> Example:
+    if not _INTEGER_LABEL.match(example.label) or not 0 <= int(example.label) < len(names):
+        raise DataError(f"label {example.label!r} is not a class number 0..{len(names) - 1} "
+                        f"of data.label_names ({', '.join(names)})", path=example.source,
+                        line=example.line, field=field)
+    return dataclasses.replace(example, label=names[int(example.label)])
+
+
+_INTEGER_LABEL = re.compile(r"^\d+$")
+
+
 def _extra(record: dict[str, Any], fields: _Fields) -> dict[str, Any] | None:
     return {name: record.get(name) for name in fields.extra} if fields.extra else None
 
@@ -247,7 +264,7 @@ def _decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
         ) from None
 
 
-def _read_jsonl(path: Path, fields: _Fields) -> Iterator[Example]:
+def _jsonl_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     name = str(path)
     for number, text in _decoded_lines(path):
         if not text.strip():
@@ -266,10 +283,16 @@ def _read_jsonl(path: Path, fields: _Fields) -> Iterator[Example]:
         if not isinstance(record, dict):
             kind = "null" if record is None else type(record).__name__
             raise DataError(f"expected a JSON object, got {kind}{hint}", path=name, line=number)
-        yield _make_example(record, fields, name, number, None)
+        yield number, record
 
 
-def _read_csv(path: Path, fields: _Fields, delimiter: str) -> Iterator[Example]:
+def _read_jsonl(path: Path, fields: _Fields) -> Iterator[Example]:
+    for number, record in _jsonl_records(path):
+        yield _make_example(record, fields, str(path), number, None)
+
+
+def _csv_records(path: Path, delimiter: str, fields: _Fields | None = None
+                 ) -> Iterator[tuple[int, dict[str, Any]]]:
     name = str(path)
     lines = _decoded_lines(path)
     reader = csv.reader((text for _, text in lines), delimiter=delimiter)
@@ -279,7 +302,8 @@ def _read_csv(path: Path, fields: _Fields, delimiter: str) -> Iterator[Example]:
         if header is None:
             return
         header = [column.strip() for column in header]
-        _check_columns(header, fields, name)
+        if fields is not None:
+            _check_columns(header, fields, name)
         start = reader.line_num + 1
         for row in reader:
             if not any(cell.strip() for cell in row):
@@ -291,7 +315,7 @@ def _read_csv(path: Path, fields: _Fields, delimiter: str) -> Iterator[Example]:
                     path=name,
                     line=start,
                 )
-            yield _make_example(dict(zip(header, row, strict=True)), fields, name, start, None)
+            yield start, dict(zip(header, row, strict=True))
             start = reader.line_num + 1
     except csv.Error as exc:
         if "field larger than field limit" in str(exc):
@@ -300,6 +324,24 @@ def _read_csv(path: Path, fields: _Fields, delimiter: str) -> Iterator[Example]:
         raise DataError(f"malformed CSV: {exc}", path=name, line=start) from None
     finally:
         lines.close()
+
+
+def _read_csv(path: Path, fields: _Fields, delimiter: str) -> Iterator[Example]:
+    for number, record in _csv_records(path, delimiter, fields):
+        yield _make_example(record, fields, str(path), number, None)
+
+
+def read_records(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, record) of every row of a JSONL(.gz) or CSV/TSV(.gz) file, all fields as read
+    (for tools that rewrite a file, such as ``landfall data clean``)."""
+    path = Path(path)
+    low = path.name.lower()
+    if low.endswith(JSONL_SUFFIXES):
+        return _jsonl_records(path)
+    if low.endswith(CSV_SUFFIXES) or low.endswith(TSV_SUFFIXES):
+        return _csv_records(path, "\t" if low.endswith(TSV_SUFFIXES) else ",")
+    raise DataError(f"expected a JSONL or CSV/TSV file (one of {', '.join(SUPPORTED[:8])})",
+                    path=str(path))
 
 
 def _check_columns(columns: list[str], fields: _Fields, name: str, line: int | None = 1) -> None:

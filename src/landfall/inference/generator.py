@@ -130,12 +130,16 @@ class Generator:
         return results
 
     @torch.inference_mode()
-    def log_likelihood(self, texts: Sequence[str], batch_size: int = 16) -> list[float]:
+    def log_likelihood(self, texts: Sequence[str], batch_size: int = 16,
+                       per_token: bool = False, progress: bool = False) -> list[float]:
         """Sum of the log-probabilities of each text's tokens after the first (plain text, no
-        chat template): the score of stereotype tests such as CrowS-Pairs."""
+        chat template): the score of stereotype tests such as CrowS-Pairs; ``per_token``: the
+        mean instead (StereoSet compares sentences of different lengths)."""
         tok = self.tokenizer
         seqs = [encode(tok, t) for t in texts]
         out = [0.0] * len(seqs)
+        bar = progress_bar(total=len(seqs), desc="log-likelihood", unit="text",
+                           disable=not progress)
         for idx in inference_batches([len(s) for s in seqs], batch_size):
             width = max(len(seqs[i]) for i in idx)
             ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
@@ -148,8 +152,11 @@ class Generator:
             logp = torch.log_softmax(logits[:, :-1], -1).gather(
                 -1, ids[:, 1:, None].to(self.device))[..., 0]
             sums = (logp * mask[:, 1:].to(self.device)).sum(1).tolist()
+            counts = mask[:, 1:].sum(1).clamp(min=1).tolist()
             for row, i in enumerate(idx):
-                out[i] = sums[row]
+                out[i] = sums[row] / counts[row] if per_token else sums[row]
+            bar.update(len(idx))
+        bar.close()
         return out
 
     def generate(self, requests: Sequence[str | Sequence[dict]], settings: GenerateConfig,

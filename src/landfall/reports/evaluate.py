@@ -11,7 +11,12 @@ from landfall.data.labels import encode_labels
 from landfall.data.readers import read_examples
 from landfall.inference.loading import load_run, run_config
 from landfall.inference.rejection import fit_rule, load_rule
-from landfall.reports.plots import plot_confusion, plot_reliability, plot_training_curves
+from landfall.reports.plots import (
+    plot_confusion,
+    plot_pr_curves,
+    plot_reliability,
+    plot_training_curves,
+)
 from landfall.tasks.classification.metrics import compute_metrics
 
 
@@ -25,6 +30,9 @@ def _plots(out_dir: Path, y: list[int], probs, metrics: dict, records: list | No
     made["Confusion matrix"] = f"{runs.PLOTS}/confusion.png"
     plot_reliability(y, probs, plots_dir / "reliability.png")
     made["Reliability diagram"] = f"{runs.PLOTS}/reliability.png"
+    if len(metrics["labels"]) <= 10:  # few classes: each one's trade-off (imbalance)
+        plot_pr_curves(y, probs, metrics["labels"], plots_dir / "pr_curves.png")
+        made["Precision / recall per class"] = f"{runs.PLOTS}/pr_curves.png"
     return made
 
 
@@ -86,7 +94,8 @@ def evaluate(
     tf = text_field or cfg.data.text_field
     lf = label_field or cfg.data.label_field
     predictor = load_run(run_dir, batch_size=batch_size, overrides=overrides)
-    examples = read_examples(data, text_field=tf, label_field=lf)
+    examples = read_examples(data, text_field=tf, label_field=lf,
+                             label_names=cfg.data.names())
     y = encode_labels(examples, predictor.labels, label_field=lf)
     pred = predictor.predict([e.text for e in examples], progress=True)
     metrics = compute_metrics(y, pred.probs, predictor.labels)

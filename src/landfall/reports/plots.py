@@ -99,6 +99,28 @@ def plot_confusion(
     return _save(fig, out_png)
 
 
+def plot_pr_curves(y_true: Sequence[int], probs: np.ndarray, labels: Sequence[str],
+                   out_png: str | Path) -> Path:
+    """Each class's precision/recall curve (one-vs-rest, its own probability as the score),
+    with its average precision and share: a rare class's trade-off at a glance."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    y = np.asarray(y_true)
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for k, name in enumerate(labels):
+        hit = y == k
+        if not hit.any():
+            continue
+        prec, rec, _ = precision_recall_curve(hit, probs[:, k])
+        ap = average_precision_score(hit, probs[:, k])
+        ax.plot(rec, prec, label=f"{name} (AP {ap:.2f}, {hit.mean():.1%} of rows)")
+    ax.set(title="Precision / recall per class (validation)", xlabel="recall",
+           ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=7)
+    return _save(fig, out_png)
+
+
 def plot_reliability(
     y_true: Sequence[int], probs: np.ndarray, out_png: str | Path, n_bins: int = 15
 ) -> Path:

@@ -45,6 +45,7 @@ from landfall.serving.http import (
 )
 from landfall.serving.memory import HeapTrimmer
 from landfall.serving.metrics import Metrics
+from landfall.serving.screen import Screen
 
 
 class ClassifyRequest(BaseModel):
@@ -56,6 +57,8 @@ class TextResult(BaseModel):
     probs: dict[str, float] = Field(description="Class probabilities.")
     windows: int = Field(description="Windows the text was split into (long texts > 1).")
     oos_score: float | None = Field(None, description="In-scope score, when the run has a rule.")
+    guard: dict | None = Field(None, description="The guard's verdict (serve.guard with "
+                               "guard_action=flag): harmful, score, label.")
 
 
 class ClassifyResponse(BaseModel):
@@ -187,9 +190,11 @@ def _onnx_copy(run_dir: Path) -> Path:
 
 
 def create_app(run_dir: str | Path, cfg: ServeConfig | None = None,
-               overrides: list[str] | None = None) -> FastAPI:
+               overrides: list[str] | None = None, guard: Any = None,
+               redactor: Any = None) -> FastAPI:
     """The FastAPI app serving ``run_dir`` (the model loads in the background); ``overrides``
-    change the long-text strategy (``data.truncation=sliding``...), as for ``predict``."""
+    change the long-text strategy (``data.truncation=sliding``...), as for ``predict``;
+    ``guard`` screens inputs and ``redactor`` cleans the request log (``serving.screen``)."""
     from landfall.inference.ensemble import is_ensemble
     from landfall.inference.loading import check_inference_overrides, model_dir, run_task
 
@@ -206,7 +211,7 @@ def create_app(run_dir: str | Path, cfg: ServeConfig | None = None,
                                     f"{overrides[0].split('=')[0]} (long-text settings are "
                                     "for classifiers)")
             model_dir(run_dir)
-            return create_generation_app(run_dir, cfg)
+            return create_generation_app(run_dir, cfg, Screen(cfg, guard, redactor))
     if is_ensemble(run_dir):
         raise LandfallError(f"{run_dir}: serving an ensemble is not supported yet; serve a "
                             "member, or predict with the ensemble offline")
@@ -215,6 +220,7 @@ def create_app(run_dir: str | Path, cfg: ServeConfig | None = None,
     key = api_key(cfg)
     metrics = Metrics()
     service = Service(run_dir, cfg, metrics, overrides)
+    screen = Screen(cfg, guard, redactor)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -269,6 +275,7 @@ def create_app(run_dir: str | Path, cfg: ServeConfig | None = None,
             texts = _check_texts(payload, cfg)
             if not service.ready.is_set():
                 raise Refused(503, "model is loading", "not_ready", retry=True)
+            verdicts = await run_in_threadpool(screen.check, texts) if screen.active else None
             windows, owner = await run_in_threadpool(service.windows, texts)
             try:
                 future = service.batcher.submit(windows)
@@ -292,18 +299,25 @@ def create_app(run_dir: str | Path, cfg: ServeConfig | None = None,
         except Refused as exc:
             return refuse(exc)
         metrics.texts.inc(len(texts))
-        return {"results": service.results(logits, owner, len(texts))}
+        results = service.results(logits, owner, len(texts))
+        if verdicts is not None:
+            for r, v in zip(results, verdicts, strict=True):
+                r["guard"] = v
+        if cfg.log_requests:
+            await run_in_threadpool(screen.log, "/v1/classify", texts,
+                                    [r["label"] for r in results])
+        return {"results": results}
 
     return app
 
 
 def serve(run_dir: str | Path, cfg: ServeConfig | None = None,
-          overrides: list[str] | None = None) -> None:
+          overrides: list[str] | None = None, guard: Any = None, redactor: Any = None) -> None:
     """Run the server until SIGINT/SIGTERM (in-flight requests are finished first)."""
     import uvicorn
 
     cfg = cfg or ServeConfig()
-    app = create_app(run_dir, cfg, overrides)
+    app = create_app(run_dir, cfg, overrides, guard, redactor)
     # on SIGTERM the requests in flight may finish: a stream may take its whole deadline
     drain = cfg.stream_timeout_s if hasattr(app.state, "engine") else max(cfg.timeout_s, 5)
     # uvicorn's own bound: connections beyond it get 503 before any of our code runs

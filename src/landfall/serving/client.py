@@ -15,6 +15,7 @@ class Classification:
     probs: dict[str, float]
     windows: int
     oos_score: float | None = None
+    guard: dict | None = None  # the guard's verdict when the server flags (serve.guard)
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Generated:
     prompt_tokens: int
     new_tokens: int
     ttft_s: float
+    guard: dict | None = None  # the guard's verdict when the server flags (serve.guard)
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class Piece:
     text: str
     finish: str | None = None
     new_tokens: int | None = None
+    guard: dict | None = None  # at the end: the guard's verdict (serve.guard)
 
 
 class ServerError(Exception):
@@ -97,7 +100,7 @@ class Client:
                     continue
                 event = json.loads(line[len("data: "):])
                 if "finish" in event:
-                    yield Piece("", event["finish"], event.get("new_tokens"))
+                    yield Piece("", event["finish"], event.get("new_tokens"), event.get("guard"))
                     return
                 yield Piece(event["text"])
 

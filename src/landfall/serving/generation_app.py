@@ -39,6 +39,7 @@ from landfall.serving.generation_requests import (
 from landfall.serving.http import Refused, api_key, install_common, parse_json, read_body, refusal
 from landfall.serving.memory import HeapTrimmer
 from landfall.serving.metrics import Metrics
+from landfall.serving.screen import Screen
 
 
 def _inline(schema: dict) -> dict:
@@ -63,9 +64,12 @@ def _sse(data: Any) -> bytes:
     return f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n".encode()
 
 
-def create_generation_app(run_dir: str | Path, cfg: ServeConfig | None = None) -> FastAPI:
-    """The FastAPI app serving a causal-LM run (the model loads in the background)."""
+def create_generation_app(run_dir: str | Path, cfg: ServeConfig | None = None,
+                          screen: Screen | None = None) -> FastAPI:
+    """The FastAPI app serving a causal-LM run (the model loads in the background);
+    ``screen`` guards prompts and responses and logs requests (``serving.screen``)."""
     cfg = cfg or ServeConfig()
+    screen = screen or Screen(cfg)
     run_dir = Path(run_dir)
     key = api_key(cfg)
     metrics = Metrics()
@@ -106,8 +110,9 @@ def create_generation_app(run_dir: str | Path, cfg: ServeConfig | None = None) -
 
     inflight = [0]  # requests being read or tokenised (the event loop is single-threaded)
 
-    async def admit(request: Request, parse) -> tuple[Stream, bool, bool, float]:
-        """Read, check, tokenise and admit a request; a Refused says why not."""
+    async def admit(request: Request, parse) -> tuple[Stream, bool, bool, float, str]:
+        """Read, check, tokenise and admit a request; a Refused says why not. The last item
+        is what the user wrote (the prompt, or the user messages), for the guard and log."""
         t0 = time.monotonic()
         if inflight[0] >= cfg.max_inflight:
             raise Refused(503, f"server busy: {inflight[0]} requests in flight (limit "
@@ -119,15 +124,30 @@ def create_generation_app(run_dir: str | Path, cfg: ServeConfig | None = None) -
             if not engine.ready.is_set():
                 raise Refused(503, "model is loading", "not_ready", retry=True)
             request_, params, wants_stream, usage = parse(payload, engine)
+            said = request_ if isinstance(request_, str) else "\n".join(
+                m["content"] for m in request_ if m.get("role") == "user")
+            if screen.active:  # the guard reads what the user wrote
+                await run_in_threadpool(screen.check, [said],
+                                        "prompt" if isinstance(request_, str) else "messages")
             prompt = await run_in_threadpool(engine.prompt_ids, request_)
             where = "prompt" if isinstance(request_, str) else "messages"
             try:  # Params carries max_new_tokens, as the GenerateConfig it checks
                 engine.generator.check_prompt(prompt, params, where, new_field="max_tokens")
             except LandfallError as exc:
                 raise Refused(413, str(exc), "too_long") from None
-            return engine.open(prompt, params, t0), wants_stream, usage, t0
+            return engine.open(prompt, params, t0), wants_stream, usage, t0, said
         finally:
             inflight[0] -= 1
+
+    async def screened(path: str, said: str, text: str) -> dict:
+        """The guard's verdict on a response ({"guard": ...}; a Refused when refusing), and
+        the request logged."""
+        extra = {}
+        if screen.active:
+            extra["guard"] = (await run_in_threadpool(screen.check, [text], "response"))[0]
+        if cfg.log_requests:
+            await run_in_threadpool(screen.log, path, [said], text)
+        return extra
 
     async def collect(stream: Stream) -> Stream:
         async for _ in stream.events():
@@ -153,7 +173,7 @@ def create_generation_app(run_dir: str | Path, cfg: ServeConfig | None = None) -
         """Write a response: ``{"text", "finish", "prompt_tokens", "new_tokens",
         "ttft_s"}``; with ``stream`` server-sent events ``{"text"}`` then ``{"finish", ...}``."""
         try:
-            stream, wants_stream, _, t0 = await admit(request, generate_params)
+            stream, wants_stream, _, t0, said = await admit(request, generate_params)
         except Refused as exc:
             return refusal(metrics, exc)
 
@@ -165,17 +185,22 @@ def create_generation_app(run_dir: str | Path, cfg: ServeConfig | None = None) -
         if not wants_stream:
             try:
                 s = await collect(stream)
+                extra = await screened("/v1/generate", said, s.text.strip())
             except Refused as exc:
                 return refusal(metrics, exc)
-            return {"text": s.text.strip(), **summary(s)}
+            return {"text": s.text.strip(), **summary(s), **extra}
 
         async def events():
             try:
                 async for ev in stream.events():
                     if ev.text:
                         yield _sse({"text": ev.text})
-                    if ev.finish:
-                        yield _sse(summary(stream))
+                    if ev.finish:  # a streamed response is flagged at its end, not withheld
+                        try:
+                            extra = await screened("/v1/generate", said, stream.text.strip())
+                        except Refused as exc:
+                            extra = {"guard": {"harmful": True, "detail": exc.detail}}
+                        yield _sse({**summary(stream), **extra})
             finally:
                 engine.release(stream)
 
@@ -186,7 +211,7 @@ def create_generation_app(run_dir: str | Path, cfg: ServeConfig | None = None) -
         """OpenAI chat completions (subset); ``stream: true`` gives chat.completion.chunk
         events ending with ``data: [DONE]``."""
         try:
-            stream, wants_stream, usage, _ = await admit(request, chat_params)
+            stream, wants_stream, usage, _, said = await admit(request, chat_params)
         except Refused as exc:
             return refusal(metrics, exc)
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
@@ -197,12 +222,13 @@ def create_generation_app(run_dir: str | Path, cfg: ServeConfig | None = None) -
         if not wants_stream:
             try:
                 s = await collect(stream)
+                extra = await screened("/v1/chat/completions", said, s.text.strip())
             except Refused as exc:
                 return refusal(metrics, exc)
             return {**base, "object": "chat.completion",
                     "choices": [{"index": 0, "finish_reason": s.finish,
                                  "message": {"role": "assistant", "content": s.text.strip()}}],
-                    "usage": counts(s)}
+                    "usage": counts(s), **extra}
 
         def chunk(delta: dict, finish: str | None = None) -> bytes:
             return _sse({**base, "object": "chat.completion.chunk",
@@ -218,6 +244,14 @@ def create_generation_app(run_dir: str | Path, cfg: ServeConfig | None = None) -
                         yield _sse({"error": {"message": f"generation ended: {ev.finish}",
                                               "type": ev.finish}})
                     elif ev.finish:
+                        try:
+                            extra = await screened("/v1/chat/completions", said,
+                                                   stream.text.strip())
+                        except Refused as exc:
+                            extra = {"guard": {"harmful": True, "detail": exc.detail}}
+                        if extra:  # flagged at the end of the stream, not withheld
+                            yield _sse({**base, "object": "chat.completion.chunk",
+                                        "choices": [], **extra})
                         yield chunk({}, ev.finish)
                 if usage:
                     yield _sse({**base, "object": "chat.completion.chunk", "choices": [],

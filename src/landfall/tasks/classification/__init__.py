@@ -34,7 +34,7 @@ class ClassificationTask(Task):
     def objective(self, cfg: Config, data, model, tokenizer, ctx: TrainContext):
         from landfall.data.windows import WindowSpec, make_windows, special_tokens
         from landfall.tasks.classification.model import max_positions
-        from landfall.tasks.classification.objective import Classification
+        from landfall.tasks.classification.objective import Classification, class_weights
 
         spec = WindowSpec.from_config(cfg.data, sum(map(len, special_tokens(tokenizer))))
         spec.validate()
@@ -46,8 +46,10 @@ class ClassificationTask(Task):
                                        batch_size=cfg.train.eval_batch_size)
         windows, owner = make_windows(data.train.docs, spec, predictor.add_special)
         ctx.extras["train_windows"] = len(windows)
-        return Classification(windows, [data.train.y[d] for d in owner], data.validation.docs,
-                              data.validation.y, predictor, cfg.train.metric)
+        y = [data.train.y[d] for d in owner]
+        weight = class_weights(y, len(data.labels), cfg.train.class_weight)
+        return Classification(windows, y, data.validation.docs, data.validation.y, predictor,
+                              cfg.train.metric, weight)
 
 
 TASK = register(ClassificationTask())

@@ -11,6 +11,16 @@ from landfall.data.batching import collate, pad_multiple
 from landfall.tasks.classification.metrics import compute_metrics
 
 
+def class_weights(y: list[int], k: int, rule: str) -> torch.Tensor | None:
+    """Per-class loss weights: ``balanced`` = n / (k * count) (scikit-learn's rule), ``sqrt``
+    its square root; None for ``none``. A class absent from ``y`` gets weight 0."""
+    if rule == "none":
+        return None
+    counts = torch.bincount(torch.as_tensor(y), minlength=k).float()
+    w = torch.where(counts > 0, len(y) / (k * counts.clamp(min=1)), torch.zeros(()))
+    return w.sqrt() if rule == "sqrt" else w
+
+
 @dataclass
 class Classification:
     """Single-label classification of token windows; evaluation per document."""
@@ -21,6 +31,7 @@ class Classification:
     val_y: list[int]
     predictor: Any  # an inference Predictor over the model being trained (validation windows)
     metric: str = "accuracy"
+    weight: torch.Tensor | None = None  # per-class loss weights (train.class_weight)
 
     @property
     def lengths(self) -> list[int]:
@@ -33,7 +44,9 @@ class Classification:
         labels = torch.as_tensor([self.y[i] for i in idx], device=device)
         with autocast():
             logits = model(**batch).logits
-        return torch.nn.functional.cross_entropy(logits.float(), labels, reduction="sum") / n
+        weight = None if self.weight is None else self.weight.to(device)
+        return torch.nn.functional.cross_entropy(logits.float(), labels, weight=weight,
+                                                 reduction="sum") / n
 
     def evaluate(self) -> tuple[dict, float]:
         pred = self.predictor.predict_tokens(self.val_docs)

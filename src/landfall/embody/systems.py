@@ -1,0 +1,23 @@
+"""The parsers a world can be commanded through: a trained run, or a baseline by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+BASELINES = ("rules", "smollm2-fewshot")
+
+
+def load_system(name: str | Path, device: str = "cpu"):
+    """``rules`` (BabyAI's grammar), ``smollm2-fewshot`` (SmolLM2 prompted few-shot, then the
+    rules), or a command_parser run directory."""
+    if str(name) == "rules":
+        from landfall.baseline.babyai_rules import RuleParser
+
+        return RuleParser()
+    if str(name) == "smollm2-fewshot":
+        from landfall.baseline.babyai_rules import FewShotParser
+
+        return FewShotParser()
+    from landfall.tasks.command_parser.model import load_parser
+
+    return load_parser(name, device=device)

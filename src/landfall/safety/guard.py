@@ -1,0 +1,59 @@
+"""The harmful-content guard: a Landfall classifier run (e.g. ``examples/davidson-minilm.toml``)
+that scores inputs (and a generation service's outputs); a text is harmful when the guard's
+probability of the configured classes reaches the threshold. The service refuses (422) or
+flags such a request (``landfall serve RUN --guard GUARD_RUN``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from landfall.errors import LandfallError
+
+
+@dataclass
+class Verdict:
+    harmful: bool
+    score: float  # probability of the harmful classes together
+    label: str  # the guard's top class
+
+    def to_json(self) -> dict:
+        return {"harmful": self.harmful, "score": round(self.score, 4), "label": self.label}
+
+
+class Guard:
+    def __init__(self, predictor, labels: Sequence[str], threshold: float = 0.5,
+                 source: str = "") -> None:
+        unknown = [x for x in labels if x not in predictor.labels]
+        if unknown or not labels:
+            raise LandfallError(f"guard {source}: harmful classes {list(labels)} must be among "
+                                f"its labels {predictor.labels}")
+        self.predictor = predictor
+        self.index = [predictor.labels.index(x) for x in labels]
+        self.labels = list(labels)
+        self.threshold = threshold
+        self.source = source
+
+    def check(self, texts: Sequence[str]) -> list[Verdict]:
+        if not texts:
+            return []
+        probs = self.predictor.predict(list(texts)).probs
+        score = probs[:, self.index].sum(1)
+        top = probs.argmax(1)
+        return [Verdict(bool(s >= self.threshold), float(s), self.predictor.labels[int(t)])
+                for s, t in zip(score, top, strict=True)]
+
+    def scores(self, texts: Sequence[str]) -> np.ndarray:
+        return np.asarray([v.score for v in self.check(texts)])
+
+
+def load_guard(run_dir: str | Path, labels: str = "hate_speech", threshold: float = 0.5,
+               device: str | None = None) -> Guard:
+    """A Guard over a classifier run; ``labels``: comma-separated harmful classes."""
+    from landfall.inference.loading import load_run
+
+    names = [x.strip() for x in labels.split(",") if x.strip()]
+    return Guard(load_run(run_dir, device=device), names, threshold, str(run_dir))
