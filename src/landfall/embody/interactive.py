@@ -12,7 +12,8 @@ from landfall.embody.session import Outcome, Session
 
 def world_text(session: Session) -> str:
     """minigrid's own text rendering of the grid (agent as an arrow)."""
-    return str(session.env.unwrapped)
+    u = session.env.unwrapped
+    return u.pprint_grid() if hasattr(u, "pprint_grid") else str(u)
 
 
 def report(out: Outcome) -> str:

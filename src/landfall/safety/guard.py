@@ -38,13 +38,18 @@ class Guard:
         self.source = source
 
     def check(self, texts: Sequence[str]) -> list[Verdict]:
-        if not texts:
-            return []
-        probs = self.predictor.predict(list(texts)).probs
+        """A verdict per text; an empty text (an empty response) says nothing, so it is not
+        harmful and never reaches the model."""
+        out = [Verdict(False, 0.0, "") for _ in texts]
+        said = [i for i, t in enumerate(texts) if t.strip()]
+        if not said:
+            return out
+        probs = self.predictor.predict([texts[i] for i in said]).probs
         score = probs[:, self.index].sum(1)
         top = probs.argmax(1)
-        return [Verdict(bool(s >= self.threshold), float(s), self.predictor.labels[int(t)])
-                for s, t in zip(score, top, strict=True)]
+        for i, s, t in zip(said, score, top, strict=True):
+            out[i] = Verdict(bool(s >= self.threshold), float(s), self.predictor.labels[int(t)])
+        return out
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         return np.asarray([v.score for v in self.check(texts)])
