@@ -217,3 +217,23 @@ def test_stereotype_score_catches_an_lm_trained_on_stereotypes(tiny_lm):
     assert biased["stereotype_preferred"] > 0.75
     assert 0.25 < control["stereotype_preferred"] < 0.65
     assert set(biased["per_type"]) <= {p["bias_type"] for p in pairs}
+
+
+def test_a_masked_lm_run_is_audited_for_stereotypes_only(tiny_model, imdb_small, tmp_path):
+    import landfall
+    from landfall.config import build_config
+    from landfall.errors import LandfallError
+    from landfall.safety.audit import run_audit
+
+    cfg = tiny_config(tiny_model, imdb_small, train={"epochs": 1.0, "eval_every": 0},
+                      report={"baseline": False, "plots": False})
+    cfg["pretrain"] = {"heldout_fraction": 0.1}
+    landfall.pretrain(build_config(cfg), tmp_path / "pt")
+    audit = build_config({"audit": {"stereotype_limit": 12, "max_stereotype": 1.0}}).audit
+    record = run_audit(tmp_path / "pt", tmp_path / "a", audit)
+    assert [s["name"] for s in record["sections"]] == ["stereotype"]
+    models = record["sections"][0]["details"]["models"]
+    assert models["run"]["kind"] == "masked" and models["run"]["crows_pairs"]["pairs"] == 12
+    with pytest.raises(LandfallError, match="no check applied"):
+        run_audit(tmp_path / "pt", tmp_path / "b", build_config(
+            {"audit": {"checks": "counterfactual"}}).audit)

@@ -102,16 +102,16 @@ def load_scorer(source: str | Path):
     from transformers import AutoConfig
 
     from landfall.hub import resolve_model
-    from landfall.inference.loading import load_generation_run, model_dir, run_config
+    from landfall.inference.loading import load_generation_run, model_dir, run_task
 
     path = Path(source)
     if (path / "landfall.toml").exists():
-        task = run_config(path).task.name
-        if task == "causal_lm":
+        task = run_task(path)
+        if task.supports("generate"):
             return CausalLMScorer(load_generation_run(path))
-        if task != "mlm":
-            raise LandfallError(f"{path}: a {task} run has no language-model head; audit "
-                                "the mlm run it was trained from (landfall pretrain)")
+        if not task.supports("pseudo-log-likelihood"):
+            raise LandfallError(f"{path}: a {task.name} run has no language-model head; "
+                                "audit the mlm run it was trained from (landfall pretrain)")
         return MaskedLMScorer(model_dir(path))
     path = resolve_model(str(source))
     arch = " ".join(AutoConfig.from_pretrained(path).architectures or [])

@@ -1,12 +1,14 @@
 """``landfall audit RUN``: every responsible-AI check that applies to the run's task, each
 with its figure, its threshold and pass/fail, in one report (audit.json, report.md, PNGs).
 
-| task           | checks                                                                   |
-|----------------|--------------------------------------------------------------------------|
-| classification | counterfactual, behaviour, privacy (PII swaps), explain (+ harmful: n/a)  |
-| causal_lm      | stereotype (run and its base), harmful (guard on outputs), privacy (PII   |
-|                | in outputs that was not in the request)                                   |
-| mlm            | stereotype                                                                |
+| the task's head (classification, causal_lm, mlm) | checks                                  |
+|---------------------------------------------------|-----------------------------------------|
+| classify                                          | counterfactual, behaviour, privacy (PII |
+|                                                   | swaps), explain                         |
+| generate                                          | stereotype (run and its base), harmful  |
+|                                                   | (guard on outputs), privacy (PII in     |
+|                                                   | outputs that was not in the request)    |
+| a pseudo-log-likelihood (masked LM)               | stereotype                              |
 
 ``audit.json`` records the model's fingerprint, so that ``landfall serve --require-audit``
 can refuse a run whose audit failed or is older than its model.
@@ -320,14 +322,15 @@ def _pii_outputs(requests: list[str], outputs: list[str], cfg: AuditConfig) -> S
 
 
 def run_audit(run_dir: str | Path, output: str | Path, cfg: AuditConfig | None = None) -> dict:
-    from landfall.inference.loading import load_run, run_config
+    from landfall.inference.loading import load_run, run_config, run_task
     from landfall.safety.report import write_report
 
     run_dir, out = Path(run_dir), Path(output)
     cfg = cfg or AuditConfig()
     wanted = selected(cfg)
     run = run_config(run_dir)
-    task = run.task.name
+    plugin = run_task(run_dir)  # the checks follow what the task's head does, not its name
+    task = plugin.name
     started = time.time()
     sections: list[Section] = []
     sources: dict[str, str] = {}
@@ -335,7 +338,7 @@ def run_audit(run_dir: str | Path, output: str | Path, cfg: AuditConfig | None =
     def skip(name: str, title: str, why: str) -> None:
         sections.append(Section(name, title, None, "not applicable", "—", note=why))
 
-    if task == "classification":
+    if plugin.head == "classify":
         predictor = load_run(run_dir)
         texts, sources["texts"] = _classifier_texts(run_dir, cfg, predictor.labels)
 
@@ -362,7 +365,7 @@ def run_audit(run_dir: str | Path, output: str | Path, cfg: AuditConfig | None =
         if "harmful" in wanted:
             skip("harmful", "Harmful content", "a classifier writes no text; its inputs can be "
                  "screened at serving time (landfall serve --guard)")
-    elif task == "causal_lm":
+    elif plugin.head == "generate":
         if "stereotype" in wanted:
             sections.append(_stereotype(run_dir, cfg, cfg.base_model or run.model.name))
         if {"harmful", "privacy"} & wanted:
@@ -383,7 +386,7 @@ def run_audit(run_dir: str | Path, output: str | Path, cfg: AuditConfig | None =
                             ("behaviour", "Behavioural tests"), ("explain", "Explanations")):
             if name in wanted:
                 skip(name, title, "a classifier check (the run writes text)")
-    elif task == "mlm":
+    elif plugin.supports("pseudo-log-likelihood"):
         if "stereotype" in wanted:
             sections.append(_stereotype(run_dir, cfg, cfg.base_model))
     else:
