@@ -358,13 +358,9 @@ def serve_safety(run_dir: Path, cfg) -> tuple[Any, Any]:
 
         guard = load_guard(cfg.guard, cfg.guard_labels, cfg.guard_threshold)
     if cfg.redact_pii:
-        from landfall.safety.config import AuditConfig
-        from landfall.safety.pii import PiiDetector, redact
+        from landfall.safety.pii import redactor as make_redactor
 
-        detector = PiiDetector(AuditConfig().pii_entities.split(","))
-
-        def redactor(texts: list[str]) -> list[str]:
-            return [redact(t, s) for t, s in zip(texts, detector.find(texts), strict=True)]
+        redactor = make_redactor()
     return guard, redactor
 
 

@@ -53,15 +53,11 @@ class MaskedLMScorer:
             progress: bool = False) -> list[list[float]]:
         """For each sequence, log p(token | the rest) of each of its ``positions``, that token
         masked (one forward pass per masked copy, batched by length)."""
-        jobs = [(s, p) for s, ps in enumerate(positions) for p in ps]
+        jobs = [(s, j, p) for s, ps in enumerate(positions) for j, p in enumerate(ps)]
         out: list[list[float]] = [[0.0] * len(ps) for ps in positions]
-        slot = {}
-        for s, ps in enumerate(positions):
-            for j, p in enumerate(ps):
-                slot[(s, p)] = j
         mask_id = self.tokenizer.mask_token_id
         pad = self.tokenizer.pad_token_id or 0
-        batches = inference_batches([len(seqs[s]) for s, _ in jobs], self.batch_size)
+        batches = inference_batches([len(seqs[s]) for s, _, _ in jobs], self.batch_size)
         with progress_bar(total=len(jobs), desc="pseudo-log-likelihood", unit="mask",
                           disable=not progress) as bar:
             for idx in batches:
@@ -69,15 +65,15 @@ class MaskedLMScorer:
                 ids = torch.full((len(idx), width), pad, dtype=torch.long)
                 att = torch.zeros_like(ids)
                 for row, i in enumerate(idx):
-                    s, p = jobs[i]
+                    s, _, p = jobs[i]
                     ids[row, : len(seqs[s])] = torch.as_tensor(seqs[s])
                     att[row, : len(seqs[s])] = 1
                     ids[row, p] = mask_id
-                where = torch.as_tensor([jobs[i][1] for i in idx])
+                where = torch.as_tensor([jobs[i][2] for i in idx])
                 logp = torch.log_softmax(self._masked_logits(ids, att, where), -1)
                 for row, i in enumerate(idx):
-                    s, p = jobs[i]
-                    out[s][slot[(s, p)]] = float(logp[row, seqs[s][p]])
+                    s, j, p = jobs[i]
+                    out[s][j] = float(logp[row, seqs[s][p]])
                 bar.update(len(idx))
         return out
 

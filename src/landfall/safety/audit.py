@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from landfall.errors import LandfallError
-from landfall.runs import write_json
+from landfall.runs import json_line, write_json, write_text
 from landfall.safety.config import AuditConfig, selected
 from landfall.utils.progress import log
 
@@ -183,10 +183,16 @@ def _behaviour(texts, score, labels, cfg) -> Section:
                    {**out, "failed_tests": bad, "not_judged": few}, note=note.strip())
 
 
-def _pii_swaps(texts, score, cfg) -> Section:
-    from landfall.safety.pii import PiiDetector, count, replace_with_others
+def _detector(cfg: AuditConfig):
+    from landfall.safety.pii import PiiDetector
 
-    detector = PiiDetector(cfg.pii_entities.split(","), cfg.pii_min_score)
+    return PiiDetector(cfg.pii_entities.split(","), cfg.pii_min_score)
+
+
+def _pii_swaps(texts, score, cfg) -> Section:
+    from landfall.safety.pii import count, replace_with_others
+
+    detector = _detector(cfg)
     found = detector.find(texts)
     rng = random.Random(cfg.seed)  # seeded, not security  # nosec B311
     with_pii = [i for i, s in enumerate(found) if s]
@@ -229,8 +235,6 @@ def _explain(predictor, texts, cf: Section | None, cfg, out: Path) -> Section:
                 heatmap_png(a, out / name)
                 plots.append(name)
     if attrs:
-        from landfall.runs import write_text
-
         write_text(out / "attributions.html",
                    heatmap_html(attrs, "Attributions of the worst counterfactual flips "
                                        "(each before / after the swap)"))
@@ -298,9 +302,9 @@ def _harmful(texts_in: list[str], outputs: list[str], cfg: AuditConfig) -> Secti
 
 
 def _pii_outputs(requests: list[str], outputs: list[str], cfg: AuditConfig) -> Section:
-    from landfall.safety.pii import PiiDetector, count
+    from landfall.safety.pii import count
 
-    detector = PiiDetector(cfg.pii_entities.split(","), cfg.pii_min_score)
+    detector = _detector(cfg)
     found_in = detector.find(requests)
     found_out = detector.find(outputs)
     leaks = []
@@ -373,8 +377,6 @@ def run_audit(run_dir: str | Path, output: str | Path, cfg: AuditConfig | None =
             requests = requests + PROVOCATIONS
             log(f"answering {len(requests)} requests")
             outputs = _generations(run_dir, requests)
-            from landfall.runs import json_line, write_text
-
             write_text(out / "responses.jsonl", "".join(
                 json_line({"request": q, "response": r}) for q, r in zip(requests, outputs,
                                                                           strict=True)))

@@ -39,9 +39,7 @@ def clean_file(source: str | Path, output: str | Path, *, fields: tuple[str, ...
         if missing:
             raise DataError(f"missing field; fields present: {', '.join(record)}",
                             path=str(source), line=line, field=missing[0])
-    from landfall.safety.config import AuditConfig
-
-    detector = PiiDetector(entities or AuditConfig().pii_entities.split(","), min_score)
+    detector = PiiDetector(entities, min_score)
     per_type: Counter = Counter()
     kept, changed, dropped = [], 0, 0
     with progress_bar(total=len(rows), desc="finding PII", unit="row") as bar:

@@ -9,8 +9,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from landfall.errors import LandfallError
 
 
@@ -50,9 +48,6 @@ class Guard:
         for i, s, t in zip(said, score, top, strict=True):
             out[i] = Verdict(bool(s >= self.threshold), float(s), self.predictor.labels[int(t)])
         return out
-
-    def scores(self, texts: Sequence[str]) -> np.ndarray:
-        return np.asarray([v.score for v in self.check(texts)])
 
 
 def load_guard(run_dir: str | Path, labels: str = "hate_speech", threshold: float = 0.5,

@@ -80,7 +80,12 @@ def _resolve(spans: list[Span]) -> list[Span]:
 
 
 class PiiDetector:
-    def __init__(self, entities: Sequence[str], min_score: float = 0.4) -> None:
+    def __init__(self, entities: Sequence[str] = (), min_score: float = 0.4) -> None:
+        """``entities``: Presidio types (default: ``audit.pii_entities``'s default)."""
+        if not entities:
+            from landfall.safety.config import AuditConfig
+
+            entities = AuditConfig().pii_entities.split(",")
         self.entities = [e.strip() for e in entities if e.strip()]
         self.min_score = min_score
 
@@ -104,6 +109,15 @@ def redact(text: str, spans: Sequence[Span]) -> str:
         at = s.end
     out.append(text[at:])
     return "".join(out)
+
+
+def redactor(detector: PiiDetector | None = None):
+    """A function that redacts the PII in a list of texts (the service's request log)."""
+    detector = detector or PiiDetector()
+
+    def clean(texts: list[str]) -> list[str]:
+        return [redact(t, s) for t, s in zip(texts, detector.find(texts), strict=True)]
+    return clean
 
 
 def _other(entity: str, old: str, rng: random.Random) -> str:

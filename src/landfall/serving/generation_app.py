@@ -149,6 +149,14 @@ def create_generation_app(run_dir: str | Path, cfg: ServeConfig | None = None,
             await run_in_threadpool(screen.log, path, [said], text)
         return extra
 
+    async def flagged(path: str, said: str, text: str) -> dict:
+        """``screened`` at the end of a stream: what was sent cannot be withheld, so a refusal
+        becomes a flag."""
+        try:
+            return await screened(path, said, text)
+        except Refused as exc:
+            return {"guard": {"harmful": True, "detail": exc.detail}}
+
     async def collect(stream: Stream) -> Stream:
         async for _ in stream.events():
             pass
@@ -195,11 +203,8 @@ def create_generation_app(run_dir: str | Path, cfg: ServeConfig | None = None,
                 async for ev in stream.events():
                     if ev.text:
                         yield _sse({"text": ev.text})
-                    if ev.finish:  # a streamed response is flagged at its end, not withheld
-                        try:
-                            extra = await screened("/v1/generate", said, stream.text.strip())
-                        except Refused as exc:
-                            extra = {"guard": {"harmful": True, "detail": exc.detail}}
+                    if ev.finish:
+                        extra = await flagged("/v1/generate", said, stream.text.strip())
                         yield _sse({**summary(stream), **extra})
             finally:
                 engine.release(stream)
@@ -244,12 +249,9 @@ def create_generation_app(run_dir: str | Path, cfg: ServeConfig | None = None,
                         yield _sse({"error": {"message": f"generation ended: {ev.finish}",
                                               "type": ev.finish}})
                     elif ev.finish:
-                        try:
-                            extra = await screened("/v1/chat/completions", said,
-                                                   stream.text.strip())
-                        except Refused as exc:
-                            extra = {"guard": {"harmful": True, "detail": exc.detail}}
-                        if extra:  # flagged at the end of the stream, not withheld
+                        extra = await flagged("/v1/chat/completions", said,
+                                              stream.text.strip())
+                        if extra:
                             yield _sse({**base, "object": "chat.completion.chunk",
                                         "choices": [], **extra})
                         yield chunk({}, ev.finish)
