@@ -4,7 +4,7 @@ paraphrases and the shield's commands; plus latency from command to first action
 
     python bench/babyai_embody.py splits                       # build the held-out splits
     python bench/babyai_embody.py eval runs/babyai-parser rules --episodes 500
-    python bench/babyai_embody.py eval smollm2-fewshot --episodes 100 --skip-shield
+    python bench/babyai_embody.py eval smollm2-fewshot --episodes 500 --skip-shield
     python bench/babyai_embody.py latency runs/babyai-parser
     python bench/babyai_embody.py table
 
@@ -192,8 +192,9 @@ def main(argv=None) -> None:
     la.add_argument("system")
     la.add_argument("--n", type=int, default=50)
     sub.add_parser("table")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (2 = both cores)")
     a = ap.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(a.threads)
     if a.cmd == "splits":
         build_splits()
     elif a.cmd == "eval":

@@ -1,9 +1,10 @@
 """The harmful-content guard against its peers on the same validation rows.
 
     LANDFALL_DATA=../shared/data python bench/guard.py --run runs/davidson \
-        --out bench/results/guard.json
+        --run runs/davidson-mpnet --out bench/results/guard.json
 
-Systems: the Landfall run (examples/davidson-minilm.toml), alt-profanity-check (a linear SVM
+Systems: the Landfall runs (examples/davidson-minilm.toml, davidson-mpnet.toml; the split
+comes from the first), alt-profanity-check (a linear SVM
 on a profanity corpus, binary: offensive or not), a deny list (better-profanity's 916-word
 list: a listed word means offensive; it cannot tell hate from offence) and TF-IDF logistic
 regression with balanced class weights trained here on the run's own training split.
@@ -55,10 +56,12 @@ def deny_list_predict(texts, labels):
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--run", default="runs/davidson")
+    ap.add_argument("--run", action="append", help="a guard run (repeatable; default "
+                    "runs/davidson); the validation rows are the first run's")
     ap.add_argument("--test", default="", help="a labelled file instead of the run's split")
     ap.add_argument("--out", default="bench/results/guard.json")
     a = ap.parse_args()
+    a.run = a.run or ["runs/davidson"]
 
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -69,25 +72,33 @@ def main() -> int:
     from landfall.data.readers import read_examples
     from landfall.inference.loading import load_run, run_config
 
-    cfg = run_config(a.run)
+    cfg = run_config(a.run[0])
     train, val, _, _, source = carve(cfg.data, cfg.train.seed)
     if a.test:
         val = read_examples(a.test, text_field=cfg.data.text_field,
                             label_field=cfg.data.label_field, label_names=cfg.data.names())
         source = a.test
-    predictor = load_run(a.run)
-    labels = predictor.labels
+    labels = load_run(a.run[0]).labels
     texts = [e.text for e in val]
     y = [labels.index(e.label) for e in val]
     out = {"machine": machine(), "rows": len(val), "source": source, "systems": {},
            "hate_share": float(np.mean([labels[i] == HATE for i in y]))}
     curves = {}
 
-    t = time.time()
-    probs = predictor.predict(texts, progress=True).probs
-    out["systems"]["landfall"] = scores(y, probs.argmax(1), labels) | {
-        "seconds": time.time() - t, "what": f"{a.run} ({cfg.model.name})"}
-    curves["Landfall"] = probs[:, labels.index(HATE)]
+    for run in a.run:
+        run_cfg = run_config(run)
+        if (run_cfg.data.train, run_cfg.data.validation_fraction, run_cfg.train.seed) != (
+                cfg.data.train, cfg.data.validation_fraction, cfg.train.seed):
+            raise SystemExit(f"{run}: another training file, split or seed than {a.run[0]}")
+        predictor = load_run(run)
+        if predictor.labels != labels:
+            raise SystemExit(f"{run}: labels {predictor.labels} differ from {labels}")
+        t = time.time()
+        probs = predictor.predict(texts, progress=True).probs
+        name = "landfall" if run == a.run[0] else f"landfall_{Path(run).name}"
+        out["systems"][name] = scores(y, probs.argmax(1), labels) | {
+            "seconds": time.time() - t, "what": f"{run} ({run_cfg.model.name})"}
+        curves[f"Landfall {Path(run_cfg.model.name).name}"] = probs[:, labels.index(HATE)]
 
     t = time.time()
     lr = make_pipeline(

@@ -56,3 +56,33 @@ def test_training_seeds_must_stay_clear_of_evaluation_seeds(tiny_model, tmp_path
                        tmp_path / "bad")
     with pytest.raises(ConfigError, match=r"command_parser.episodes: must be >= 1"):
         build_config(_raw(tiny_model), ["command_parser.episodes=0"])
+
+
+def test_smollm2_rewrites_are_kept_only_when_they_tag_back_to_the_missions_tree():
+    from landfall.tasks.command_parser.grammar import Act, Obj, Seq
+    from landfall.tasks.command_parser.lexicon import decode, words_of
+    from landfall.tasks.command_parser.rewrites import LexiconTagger
+
+    tagger = LexiconTagger()
+    box = Obj("box", "yellow", None, "the")
+    plan = Seq("before", Act("goto", box), Act("pickup", box))
+    words = words_of("Hey, walk over to the golden crate and then pick it up!")
+    tags = tagger.tag(words, plan)
+    assert decode(words, tags).key() == plan.key()
+    tagged = dict(zip(words, tags, strict=True))
+    assert tagged["over"] == "O" and tagged["and"] == "O"  # filler, not "next to" / "and"
+    assert tagged["golden"] == "C-yellow" and tagged["crate"] == "T-box"
+    # a rewrite that changed the meaning (another colour, a lost step) is dropped
+    assert tagger.tag(words_of("walk over to the red crate and then pick it up"), plan) is None
+    assert tagger.tag(words_of("walk over to the golden crate"), plan) is None
+    # words no lexicon of ours knows: dropped, not guessed
+    assert tagger.tag(words_of("saunter yonder unto the golden crate, then nab it"), plan) is None
+
+
+def test_rewrites_go_through_training_and_are_counted(tiny_model, tiny_lm, tmp_path):
+    out = landfall.train(build_config(_raw(tiny_model, rewrites=4,
+                                           rewrite_model=str(tiny_lm))), tmp_path / "p")
+    counts = out["data"]["rewrites"]
+    assert counts["asked"] == 4 and counts["generated_now"] == 4
+    assert counts["kept"] + counts["unusable"] + counts["other_tree_or_unknown_words"] == 4
+    assert out["data"]["train_styles"].get("smollm2", 0) == counts["kept"]

@@ -57,6 +57,7 @@ class FewShotParser:
 
         path = resolve_model(model_name)
         self.tok = AutoTokenizer.from_pretrained(path)
+        self._prefix_cache = None
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
         self.max_new_tokens = max_new_tokens
         self.rules = RuleParser()
@@ -72,18 +73,51 @@ class FewShotParser:
         msgs.append({"role": "user", "content": command})
         return self.tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
 
+    def _prefix(self):
+        """The KV cache of what every prompt shares (system text + the few-shot pairs): each
+        command then prefills only its own ~20 tokens (about 2x faster per command here)."""
+        if self._prefix_cache is None:
+            import torch
+            from transformers import DynamicCache
+
+            a, b = (self.tok(self.prompt(c), add_special_tokens=False)["input_ids"]
+                    for c in ("x", "y z"))
+            n = next(i for i, (p, q) in enumerate(zip(a, b, strict=False)) if p != q)
+            ids = torch.tensor([a[:n]])
+            with torch.inference_mode():
+                cache = self.model(input_ids=ids, cache=DynamicCache(),
+                                   use_cache=True).cache
+            self._prefix_cache = (a[:n], cache)
+        return self._prefix_cache
+
     def rewrite(self, command: str) -> str:
+        """Greedy rewrite, prefilled from the shared prefix's cache."""
+        import copy
+
         import torch
 
-        enc = self.tok(self.prompt(command), return_tensors="pt")
-        with torch.no_grad():
-            out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens,
-                                      do_sample=False, pad_token_id=self.tok.eos_token_id)
-        text = self.tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        prefix, cache = self._prefix()
+        ids = self.tok(self.prompt(command), add_special_tokens=False)["input_ids"]
+        reuse = ids[:len(prefix)] == prefix and len(ids) > len(prefix)
+        kw = {"cache": copy.deepcopy(cache)} if reuse else {}
+        x = torch.tensor([ids])
+        with torch.inference_mode():
+            out = self.model.generate(input_ids=x, attention_mask=torch.ones_like(x),
+                                      max_new_tokens=self.max_new_tokens, do_sample=False,
+                                      pad_token_id=self.tok.eos_token_id, **kw)
+        text = self.tok.decode(out[0, len(ids):], skip_special_tokens=True)
         return text.strip().splitlines()[0] if text.strip() else ""
 
     def parse(self, command: str, sensors: str = "") -> ParseResult:
         return self.rules.parse(self.rewrite(command))
 
     def parse_batch(self, commands, sensors=None, batch_size: int = 64):
-        return [self.parse(c) for c in commands]
+        from landfall.utils.progress import progress_bar
+
+        out = []
+        with progress_bar(total=len(commands), desc="smollm2 rewriting",
+                          disable=len(commands) < 8) as bar:
+            for c in commands:
+                out.append(self.parse(c))
+                bar.update()
+        return out

@@ -74,16 +74,27 @@ class Paraphraser:
 
     def __init__(self, model: str = "smollm2", *, seed: int = 0, temperature: float = 0.7,
                  max_input_tokens: int = 192, batch_size: int = 16,
-                 cache_path: Path | None = None) -> None:
+                 cache_path: Path | None = None, prompt: str = PROMPT, system: str = "",
+                 examples: Sequence[tuple[str, str]] = ()) -> None:
         from landfall.hub import cache_dir, resolve_model
 
+        if "{text}" not in prompt:
+            raise ValueError("a paraphrase prompt needs a {text} placeholder")
         self.model_dir = resolve_model(model)
         self.seed = seed
         self.temperature = temperature
         self.max_input_tokens = max_input_tokens
         self.batch_size = batch_size
+        # a few-shot chat before each text: system message, then (text, rewrite) turns
+        self.turns = ([{"role": "system", "content": system}] if system else []) + [
+            {"role": r, "content": c} for q, a in examples
+            for r, c in (("user", prompt.format(text=q)), ("assistant", a))]
+        self.prompt = prompt
         self.settings = (f"{self.model_dir.resolve()}|v{PROMPT_VERSION}|t{temperature}|"
                          f"in{max_input_tokens}|s{seed}")
+        if prompt != PROMPT or self.turns:  # other prompts, other cache entries
+            spec = json.dumps([prompt, self.turns])
+            self.settings += "|p" + hashlib.sha256(spec.encode()).hexdigest()[:12]
         name = hashlib.sha256(self.settings.encode()).hexdigest()[:16]
         self.cache = ParaphraseCache(cache_path or cache_dir() / "paraphrases" / f"{name}.jsonl")
         self._lm = None
@@ -112,9 +123,9 @@ class Paraphraser:
         for text in texts:
             ids = tok(text, add_special_tokens=False)["input_ids"][: self.max_input_tokens]
             longest = max(longest, len(ids))
-            prompts.append(tok.apply_chat_template(
-                [{"role": "user", "content": PROMPT.format(text=tok.decode(ids))}],
-                tokenize=False, add_generation_prompt=True))
+            ask = {"role": "user", "content": self.prompt.format(text=tok.decode(ids))}
+            prompts.append(tok.apply_chat_template([*self.turns, ask], tokenize=False,
+                                                   add_generation_prompt=True))
         enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False,
                   return_token_type_ids=False)
         digest = hashlib.sha256("\0".join(texts).encode()).digest()

@@ -74,11 +74,19 @@ class CommandParserTask(Task):
                        exclude_composition=c.heldout_composition)
         if not train:
             raise ConfigError("command_parser: no training examples (all held out?)")
+        counts: dict[str, Any] = {}
+        if c.rewrites:
+            from landfall.tasks.command_parser.rewrites import add_rewrites
+
+            extra, counts["rewrites"] = add_rewrites(train, c.rewrites, seed=cfg.train.seed,
+                                                     model=c.rewrite_model, wordnet=c.wordnet)
+            train += extra
         styles: dict[str, int] = {}
         for e in train:
             styles[e.style] = styles.get(e.style, 0) + 1
-        return ParserData(train, val, {"train": len(train), "validation": len(val),
-                                       "train_styles": styles, "levels": levels})
+        counts.update(train=len(train), validation=len(val), train_styles=styles,
+                      levels=levels)
+        return ParserData(train, val, counts)
 
     def build_model(self, cfg: Config, data, tokenizer):
         from landfall.tasks.command_parser.model import load_tagger

@@ -26,6 +26,12 @@ class CommandParserConfig:
                           "WordNet synonyms), beside BabyAI's own wording.", ge=0)
     synthetic: int = _f(1, "Plans sampled from BabyAI's grammar over each training world's "
                         "objects (pronouns, repeated objects), paraphrased.", ge=0)
+    rewrites: int = _f(0, "Training missions rewritten by SmolLM2-135M-Instruct in everyday "
+                       "words (cached on disk; the first run generates them). A rewrite is "
+                       "kept only when the lexicon tags it back to its mission's own tree.",
+                       ge=0)
+    rewrite_model: str = _f("smollm2", "The instruct LLM that writes the rewrites (a name, "
+                            "a hub id or a local directory).")
     wordnet: bool = _f(True, "Add WordNet's colour synonyms to the paraphrase lexicon.")
     sensors: bool = _f(True, "Condition the parser on the sensor text (the 7x7 view and what "
                        "the agent carries) as a second segment.")
