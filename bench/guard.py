@@ -98,7 +98,8 @@ def main() -> int:
         name = "landfall" if run == a.run[0] else f"landfall_{Path(run).name}"
         out["systems"][name] = scores(y, probs.argmax(1), labels) | {
             "seconds": time.time() - t, "what": f"{run} ({run_cfg.model.name})"}
-        curves[f"Landfall {Path(run_cfg.model.name).name}"] = probs[:, labels.index(HATE)]
+        curves[f"Landfall {Path(run).name} ({Path(run_cfg.model.name).name})"] = probs[
+            :, labels.index(HATE)]
 
     t = time.time()
     lr = make_pipeline(

@@ -72,7 +72,7 @@ def guard_run(tmp_path_factory, tiny_model) -> Path:
                              "class_weight": "balanced", "metric": "macro_f1"},
                       report={"baseline": False, "plots": False})
     cfg["data"].update(text_field="tweet", label_field="class", label_names=LABELS,
-                       max_length=16, truncation="head")
+                       max_length=16, truncation="head", normalize="tweet")
     landfall.train(build_config(cfg), tmp / "run")
     return tmp / "run"
 
@@ -97,6 +97,21 @@ def _ready(c):
             return
         time.sleep(0.05)
     raise AssertionError("never ready")
+
+
+def test_tweet_normalisation_travels_with_the_run(guard_run):
+    """Mentions, URLs and HTML entities are normalised by the run's own tokenizer: texts that
+    differ only in them get the same prediction, with no preprocessing by the caller."""
+    from landfall.inference.loading import load_run
+
+    assert 'normalize = "tweet"' in (guard_run / "landfall.toml").read_text()
+    p = load_run(guard_run)
+    probs = p.predict(["all students are vermin &amp; http://t.co/x1 @alice",
+                       "all students are vermin & https://example.org/y @Bob_99",
+                       "all students are vermin", "all students are lovely"],
+                      progress=False).probs
+    assert probs[0] == pytest.approx(probs[1], abs=1e-6)
+    assert abs(probs[2] - probs[3]).max() > 0.1  # the words themselves still count
 
 
 def test_the_guard_refuses_or_flags_in_the_service(guard_run):

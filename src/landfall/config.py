@@ -62,6 +62,9 @@ class DataConfig:
     validation: str = _f("", "Validation data; empty = carve a stratified split from train.")
     text_field: str = _f("text", "Name of the text field/column.")
     label_field: str = _f("label", "Name of the label field/column.")
+    normalize: str = _f("none", "Text normalisation built into the run's tokenizer (training, "
+                        "predict and serve alike): none, or tweet = @mentions -> @user, URLs "
+                        "-> http, &amp; &lt; &gt; &quot; decoded.", choices=("none", "tweet"))
     label_names: str = _f(
         "", "Comma-separated names for labels stored as class numbers (0 = the first name), "
         "e.g. Davidson's `class`: hate_speech,offensive_language,neither. Empty = labels as "

@@ -8,6 +8,7 @@ import torch
 
 from landfall import runs
 from landfall.config import Config, build_config, load_file
+from landfall.data import normalize
 from landfall.data.windows import WindowSpec, special_tokens
 from landfall.errors import LandfallError
 from landfall.hub import resolve_model
@@ -76,7 +77,7 @@ def load_run(
     path = model_dir(run_dir)
     cfg = run_config(run_dir, check_inference_overrides(overrides))
     get_task(cfg.task.name).require("predict", str(run_dir))
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = normalize.apply(AutoTokenizer.from_pretrained(path), cfg.data.normalize)
     spec = WindowSpec.from_config(cfg.data, sum(map(len, special_tokens(tokenizer))))
     spec.validate()  # a --set data.stride too large for the window fails here, clearly
     if is_onnx_dir(path):

@@ -61,9 +61,11 @@ class Task:
     def load_tokenizer(self, cfg: Config):
         from transformers import AutoTokenizer
 
+        from landfall.data.normalize import apply
         from landfall.hub import resolve_model
 
-        return AutoTokenizer.from_pretrained(resolve_model(cfg.model.name))
+        return apply(AutoTokenizer.from_pretrained(resolve_model(cfg.model.name)),
+                     cfg.data.normalize)
 
     def prepare(self, cfg: Config, tokenizer) -> Any:
         """Read, split and tokenise the run's data."""
