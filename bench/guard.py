@@ -78,7 +78,8 @@ def main() -> int:
         val = read_examples(a.test, text_field=cfg.data.text_field,
                             label_field=cfg.data.label_field, label_names=cfg.data.names())
         source = a.test
-    labels = load_run(a.run[0]).labels
+    first = load_run(a.run[0])
+    labels = first.labels
     texts = [e.text for e in val]
     y = [labels.index(e.label) for e in val]
     out = {"machine": machine(), "rows": len(val), "source": source, "systems": {},
@@ -90,7 +91,7 @@ def main() -> int:
         if (run_cfg.data.train, run_cfg.data.validation_fraction, run_cfg.train.seed) != (
                 cfg.data.train, cfg.data.validation_fraction, cfg.train.seed):
             raise SystemExit(f"{run}: another training file, split or seed than {a.run[0]}")
-        predictor = load_run(run)
+        predictor = first if run == a.run[0] else load_run(run)
         if predictor.labels != labels:
             raise SystemExit(f"{run}: labels {predictor.labels} differ from {labels}")
         t = time.time()

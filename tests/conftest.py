@@ -71,6 +71,17 @@ def imdb_small(tmp_path_factory) -> Path:
     return path
 
 
+def wait_ready(client, timeout: float = 60) -> None:
+    """Poll a test client's /readyz until the service is ready; fail with its last answer
+    after ``timeout`` seconds."""
+    import time
+
+    t = time.time()
+    while (r := client.get("/readyz")).status_code != 200:
+        assert time.time() - t < timeout, r.text
+        time.sleep(0.05)
+
+
 def tiny_config(model: Path, data: Path, **sections) -> dict:
     """A config dict for a fast run of the tiny model."""
     cfg = {

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import need_data, tiny_config
+from conftest import need_data, tiny_config, wait_ready
 
 pytest.importorskip("fastapi")
 
@@ -90,13 +90,7 @@ def _client(run, guard_run, **serve):
 
 
 def _ready(c):
-    import time
-
-    for _ in range(600):
-        if c.get("/readyz").status_code == 200:
-            return
-        time.sleep(0.05)
-    raise AssertionError("never ready")
+    wait_ready(c, timeout=30)
 
 
 def test_tweet_normalisation_travels_with_the_run(guard_run):

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 import landfall
-from conftest import bitext_rows, tiny_lm_config
+from conftest import bitext_rows, tiny_lm_config, wait_ready
 from landfall.config import build_config
 
 pytest.importorskip("fastapi")
@@ -43,10 +43,7 @@ def _serve_cfg(**kw):
 
 
 def _ready(c: TestClient) -> None:
-    t = time.time()
-    while c.get("/readyz").status_code != 200:
-        assert time.time() - t < 120, c.get("/readyz").text
-        time.sleep(0.05)
+    wait_ready(c, timeout=120)
 
 
 def _client(run, **kw) -> TestClient:

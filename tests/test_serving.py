@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import imdb_rows, sliding_run
+from conftest import imdb_rows, sliding_run, wait_ready
 
 pytest.importorskip("fastapi")
 
@@ -36,19 +36,10 @@ def _client(run, **settings):
     return TestClient(create_app(run, cfg))
 
 
-def _wait_ready(client, timeout=60):
-    t = time.time()
-    while time.time() - t < timeout:
-        if client.get("/readyz").status_code == 200:
-            return
-        time.sleep(0.05)
-    raise AssertionError("never ready")
-
-
 @pytest.fixture(scope="module")
 def client(run):
     with _client(run, max_wait_ms=20) as c:
-        _wait_ready(c)
+        wait_ready(c)
         yield c
 
 
@@ -101,7 +92,7 @@ def test_bad_input_is_4xx_naming_the_field(client, body, status, needle):
 def test_body_limit_and_api_key(run, monkeypatch):
     monkeypatch.setenv("TEST_LANDFALL_KEY", "s3cret")
     with _client(run, max_body_bytes=200, api_key_env="TEST_LANDFALL_KEY") as c:
-        _wait_ready(c)
+        wait_ready(c)
         assert c.post("/v1/classify", json={"texts": ["a"]}).status_code == 401
         ok = c.post("/v1/classify", json={"texts": ["a"]}, headers={"X-API-Key": "s3cret"})
         assert ok.status_code == 200
@@ -134,13 +125,13 @@ def test_not_ready_until_warmed_up(run, monkeypatch):
         busy = c.post("/v1/classify", json={"texts": ["a"]})
         assert busy.status_code == 503 and busy.headers["retry-after"]
         gate.set()
-        _wait_ready(c)
+        wait_ready(c)
         assert c.post("/v1/classify", json={"texts": ["a"]}).status_code == 200
 
 
 def test_concurrent_requests_share_forward_passes(run):
     with _client(run, max_wait_ms=200, max_batch_size=64) as c:
-        _wait_ready(c)
+        wait_ready(c)
         n = 12
         barrier = threading.Barrier(n)
         codes = []
@@ -189,7 +180,7 @@ def test_full_queue_answers_503_with_retry_after(run):
     b.close()
 
     with _client(run, max_queue=1, max_wait_ms=0) as c:  # over HTTP
-        _wait_ready(c)
+        wait_ready(c)
         svc = c.app.state.service
         svc.batcher.close()
         gate2 = threading.Event()
@@ -258,7 +249,7 @@ def test_heap_trimmer_runs_at_most_every_interval():
 
 def test_request_timeout_is_504(run):
     with _client(run, timeout_s=0.2) as c:
-        _wait_ready(c)
+        wait_ready(c)
         from landfall.serving.batcher import Batcher
 
         c.app.state.service.batcher.close()
@@ -344,7 +335,7 @@ def test_chunked_body_is_cut_off_at_the_limit(run):
             yield b'{"texts": ["' + b"a" * 1000 + b'"]}'
 
     with _client(run, max_body_bytes=5000) as c:
-        _wait_ready(c)
+        wait_ready(c)
         r = c.post("/v1/classify", content=chunks(), headers={"content-type": "application/json"})
         assert r.status_code == 413 and "over 5000 bytes" in r.json()["detail"]
 
@@ -385,7 +376,7 @@ def test_a_poisoned_request_fails_alone_and_is_counted():
 
 def test_model_failure_is_500_in_metrics_and_paths_stay_private(run, monkeypatch):
     with _client(run) as c:
-        _wait_ready(c)
+        wait_ready(c)
         service = c.app.state.service
 
         def boom(windows):
@@ -403,7 +394,7 @@ def test_model_failure_is_500_in_metrics_and_paths_stay_private(run, monkeypatch
 
 def test_requests_in_flight_are_bounded(run):
     with _client(run, max_inflight=1) as c:
-        _wait_ready(c)
+        wait_ready(c)
         gate = threading.Event()
         service = c.app.state.service
         real = service.windows
@@ -435,7 +426,7 @@ def test_serve_honours_or_refuses_long_text_overrides(run):
 
     cfg = build_config({"serve": {"threads": 1}}).serve
     with TestClient(create_app(run, cfg, ["data.truncation=head"])) as c:
-        _wait_ready(c)
+        wait_ready(c)
         assert c.get("/v1/model").json()["truncation"] == "head"
     with pytest.raises(LandfallError, match="only the long-text strategy"):
         create_app(run, cfg, ["train.lr=1"])
