@@ -354,6 +354,25 @@ def test_blocked_split_on_imdb_holds_out_whole_runs_of_reviews() -> None:
     assert all((e.label, e.line // 100) not in held for e in train)
 
 
+@needs_shared
+def test_split_seed_fixes_the_split_while_the_training_seed_varies() -> None:
+    from landfall.config import DataConfig
+    from landfall.data.prepare import carve
+
+    path = str(SHARED / "davidson-hate" / "train.csv")
+    follows = DataConfig(train=path, text_field="tweet", label_field="class", limit=2000)
+    pinned = DataConfig(train=path, text_field="tweet", label_field="class", limit=2000,
+                        split_seed=42)
+
+    def lines(cfg, seed):
+        train, val, _, _, source = carve(cfg, seed)
+        return [e.line for e in train], [e.line for e in val], source
+
+    assert lines(follows, 42) == lines(pinned, 7) == lines(pinned, 42)
+    assert lines(follows, 7)[1] != lines(pinned, 7)[1]  # by default the split follows the seed
+    assert lines(pinned, 7)[2].endswith("seed 42)")
+
+
 def test_hostile_jsonl_names_file_and_line(tmp_path):
     from landfall.data.readers import read_examples
     from landfall.errors import DataError

@@ -20,9 +20,10 @@ from landfall.inference.loading import load_run, run_config
 WEIGHTS = [1.0, 3.0]
 
 
-def _train(tiny_model, data, out, seed: int):
+def _train(tiny_model, data, out, seed: int, **data_fields):
     cfg = tiny_config(tiny_model, data, train={"epochs": 1.0, "eval_every": 0, "seed": seed},
                       report={"baseline": False, "plots": False})
+    cfg["data"].update(data_fields)
     landfall.train(build_config(cfg), out)
     return out
 
@@ -112,6 +113,21 @@ def test_cli(members, tmp_path):
         res = runner.invoke(app, ["ensemble", *args])
         said = " ".join(res.output.split())  # rich wraps long lines
         assert res.exit_code == 2 and message in said, (args, res.output)
+
+
+def test_members_validated_on_other_rows_are_warned_of(members, tiny_model, imdb_small,
+                                                       tmp_path):
+    """Seeds 1 and 2 carved different validation rows; seed 3 over split seed 1 did not."""
+    pinned = _train(tiny_model, imdb_small, tmp_path / "seed3", 3, split_seed=1)
+    assert run_config(pinned).train.seed == 3
+    out = landfall.ensemble([members[0], pinned], tmp_path / "same")
+    assert out["warnings"] == []
+    assert not np.allclose(load_run(pinned).predict(["a fine film"]).probs,
+                           load_run(members[0]).predict(["a fine film"]).probs)
+    res = CliRunner().invoke(app, ["ensemble", str(members[0]), str(members[1]),
+                                   "--output", str(tmp_path / "other")])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0 and "seed2: validated on another split than" in said, res.output
 
 
 @pytest.mark.parametrize("bad", ["/etc", "../elsewhere", ".", "members/../.."])

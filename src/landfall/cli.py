@@ -163,15 +163,20 @@ SHOW = {
     "predict": lambda out, a: print(f"{out['n']} predictions written to {out['output']}"),
     "generate": lambda out, a: print(f"{out['n']} responses ({out['new_tokens']} new tokens) "
                                      f"written to {out['output']}"),
-    "ensemble": lambda out, a: print(
-        f"ensemble of {len(out['members'])} runs (weights "
-        f"{', '.join(f'{w:.3g}' for w in out['weights'])}) written to {out['output']}"),
+    "ensemble": lambda out, a: _show_ensemble(out),
     "export-merged": lambda out, a: print(f"merged model written to {Path(out) / 'model'}"),
     "export-onnx": lambda out, a: print(f"ONNX model ({a.quantize}) written to "
                                         f"{Path(out) / 'model'}"),
     "embody run": lambda out, a: _show_embody_run(out),
     "embody eval": lambda out, a: _show_embody_eval(out, a),
 }
+
+
+def _show_ensemble(out: dict) -> None:
+    for w in out["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"ensemble of {len(out['members'])} runs (weights "
+          f"{', '.join(f'{w:.3g}' for w in out['weights'])}) written to {out['output']}")
 
 
 def _show_embody_run(out: dict) -> None:

@@ -72,6 +72,10 @@ class DataConfig:
     validation_fraction: float = _f(
         0.1, "Share of train held out when no validation is given.", gt=0.0, lt=1.0
     )
+    split_seed: int = _f(
+        -1, "Seed of the carved validation split and of the data.limit / validation_limit "
+        "samples (-1 = train.seed). Set it to vary train.seed (initialisation, order, "
+        "dropout) over one fixed split, e.g. for a seed ensemble.", ge=-1)
     split_block: int = _f(
         0,
         "Carve the validation split in blocks of this many adjacent rows of one class "
@@ -82,6 +86,10 @@ class DataConfig:
         0, "Use a seeded stratified sample of this many training examples (0 = all).", ge=0
     )
     validation_limit: int = _f(0, "Use a stratified sample of this many validation examples.", ge=0)
+
+    def split_seed_for(self, train_seed: int) -> int:
+        """The seed the split and the row samples use: ``split_seed``, else ``train_seed``."""
+        return train_seed if self.split_seed < 0 else self.split_seed
 
     def names(self) -> tuple[str, ...]:
         """``label_names`` as a tuple (empty: labels as written)."""

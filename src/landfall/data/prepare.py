@@ -55,6 +55,7 @@ def carve(cfg: DataConfig, seed: int) -> tuple[list[Example], list[Example], lis
     the split it was validated on."""
     if not cfg.train:
         raise ConfigError("data.train is empty: name a training file, folder or hub dataset")
+    seed = cfg.split_seed_for(seed)
     train, train_source = read_split(cfg, "train", seed)
     labels = infer_labels(train, source=train_source)
     if cfg.validation:
@@ -75,7 +76,7 @@ def prepare(cfg: DataConfig, tokenizer, seed: int) -> Prepared:
     """Read train (and validation, or carve it), infer labels, tokenise both (cached)."""
     train, val, labels, train_source, val_source = carve(cfg, seed)
     if not cfg.validation and cfg.validation_limit and cfg.validation_limit < len(val):
-        val = stratified_split(val, cfg.validation_limit / len(val), seed)[1]
+        val = stratified_split(val, cfg.validation_limit / len(val), cfg.split_seed_for(seed))[1]
     # augmentation comes after the split: augmented text never reaches validation
     if cfg.augment == "eda":
         from landfall.data.augment import augment_examples

@@ -12,7 +12,7 @@ from landfall import runs
 from landfall.data.labels import describe_labels
 from landfall.errors import LandfallError
 from landfall.inference.ensemble import is_ensemble, normalise_weights, read_manifest
-from landfall.inference.loading import model_dir
+from landfall.inference.loading import model_dir, run_config
 
 SAFETENSORS = ("model.safetensors", "model.safetensors.index.json")
 
@@ -27,6 +27,27 @@ def run_labels(run: Path) -> list[str]:
         return [str(id2label[str(i)]) for i in range(len(id2label))]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise LandfallError(f"{path}: cannot read the label list (id2label): {exc}") from None
+
+
+def _split_of(run: Path) -> tuple | None:
+    """What decides the rows a member was validated on (None: no landfall.toml to tell)."""
+    if not (run / runs.CONFIG).is_file() and not is_ensemble(run):
+        return None
+    cfg = run_config(run)
+    d = cfg.data
+    return (d.train, d.validation, d.validation_fraction, d.split_block, d.limit,
+            d.split_seed_for(cfg.train.seed))
+
+
+def split_warnings(members: Sequence[Path]) -> list[str]:
+    """Members validated on other rows than member 0: scoring the ensemble on member 0's
+    split would score rows that another member trained on."""
+    first = _split_of(members[0])
+    return [f"{run}: validated on another split than {members[0]} (data.train, validation, "
+            "validation_fraction, split_block, limit or the split seed differ); the "
+            "ensemble's evaluation on member 0's split would include rows it trained on. "
+            "Vary train.seed with a fixed data.split_seed instead."
+            for run in members[1:] if first is not None and _split_of(run) not in (None, first)]
 
 
 def _check_member(run: Path) -> None:
@@ -90,4 +111,4 @@ def build_ensemble(
                                          encoding="utf-8")
 
     runs.save_dir(output, write)
-    return {**manifest, "output": str(output)}
+    return {**manifest, "output": str(output), "warnings": split_warnings(members)}
