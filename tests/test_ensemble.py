@@ -138,3 +138,14 @@ def test_member_paths_must_stay_inside_the_ensemble(tmp_path, bad):
         {"labels": ["a", "b"], "members": [{"path": bad}]}))
     with pytest.raises(LandfallError, match="must be a folder inside"):
         read_manifest(tmp_path)
+
+
+def test_an_ensemble_is_a_guard(ens, texts):
+    """``serve --guard`` takes an ensemble: its verdicts score the averaged probabilities."""
+    from landfall.safety.guard import load_guard
+
+    guard = load_guard(ens, labels="neg", threshold=0.5)
+    probs = load_run(ens).predict(texts).probs[:, 0]
+    verdicts = guard.check(texts)
+    np.testing.assert_allclose([v.score for v in verdicts], probs, atol=1e-6)
+    assert [v.harmful for v in verdicts] == list(probs >= 0.5)

@@ -69,6 +69,10 @@ class DataConfig:
         "", "Comma-separated names for labels stored as class numbers (0 = the first name), "
         "e.g. Davidson's `class`: hate_speech,offensive_language,neither. Empty = labels as "
         "written.")
+    vote_fields: str = _f(
+        "", "Columns with per-class annotator vote counts, for soft training targets "
+        "(train.vote_weight): comma-separated labels whose votes sit in a column of the same "
+        "name, or label=column; every label once. Empty = the label alone.")
     validation_fraction: float = _f(
         0.1, "Share of train held out when no validation is given.", gt=0.0, lt=1.0
     )
@@ -163,6 +167,10 @@ class TrainConfig:
         "none", "Classification: weigh the loss per class: none; balanced (n / (k * count), "
         "sklearn's rule); sqrt (the square root of balanced: a milder push towards rare "
         "classes).", choices=("none", "balanced", "sqrt"))
+    vote_weight: float = _f(
+        0.5, "With data.vote_fields: share of each training target taken from the annotators' "
+        "vote distribution, the rest from the one-hot label (0 = the label alone, 1 = the "
+        "votes alone). Validation scores the label.", ge=0.0, le=1.0)
     eval_batch_size: int = _f(64, "Sequences per forward pass when evaluating.", ge=1)
     layer_lr_decay: float = _f(
         1.0,

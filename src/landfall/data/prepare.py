@@ -9,6 +9,7 @@ from landfall.data.labels import encode_labels, infer_labels
 from landfall.data.readers import Example, read_examples
 from landfall.data.splits import blocked_split, stratified_split
 from landfall.data.tokens import tokenize
+from landfall.data.votes import vote_columns, vote_targets
 from landfall.errors import ConfigError
 
 
@@ -17,6 +18,7 @@ class Split:
     examples: list[Example]
     y: list[int]
     docs: list[list[int]]  # token ids, no special tokens
+    votes: list[list[float]] | None = None  # vote share per class (data.vote_fields)
 
     @property
     def texts(self) -> list[str]:
@@ -37,7 +39,7 @@ def read_split(cfg: DataConfig, which: str, seed: int) -> tuple[list[Example], s
     source = expand_env(raw, f"data.{which}")
     examples = read_examples(
         source, text_field=cfg.text_field, label_field=cfg.label_field,
-        label_names=cfg.names(),
+        label_names=cfg.names(), extra_fields=vote_columns(cfg.vote_fields),
         # for an aclImdb root or a hub dataset: the official split of that name
         split="test" if which == "validation" else "train",
     )
@@ -90,9 +92,10 @@ def prepare(cfg: DataConfig, tokenizer, seed: int) -> Prepared:
                                     model=cfg.augment_model)
     y_train = encode_labels(train, labels, label_field=cfg.label_field)
     y_val = encode_labels(val, labels, label_field=cfg.label_field)
+    votes = vote_targets(train, labels, cfg.vote_fields) if cfg.vote_fields else None
     train_docs = tokenize([e.text for e in train], tokenizer, desc="tokenising train")
     val_docs = tokenize([e.text for e in val], tokenizer, desc="tokenising validation")
     return Prepared(
-        labels, Split(train, y_train, train_docs), Split(val, y_val, val_docs),
+        labels, Split(train, y_train, train_docs, votes), Split(val, y_val, val_docs),
         train_source, val_source,
     )

@@ -48,8 +48,13 @@ class ClassificationTask(Task):
         ctx.extras["train_windows"] = len(windows)
         y = [data.train.y[d] for d in owner]
         weight = class_weights(y, len(data.labels), cfg.train.class_weight)
+        soft = None
+        if data.train.votes is not None and cfg.train.vote_weight > 0:
+            a = cfg.train.vote_weight
+            soft = [[a * v + (1 - a) * (c == data.train.y[d])
+                     for c, v in enumerate(data.train.votes[d])] for d in owner]
         return Classification(windows, y, data.validation.docs, data.validation.y, predictor,
-                              cfg.train.metric, weight)
+                              cfg.train.metric, weight, soft)
 
 
 TASK = register(ClassificationTask())

@@ -32,6 +32,7 @@ class Classification:
     predictor: Any  # an inference Predictor over the model being trained (validation windows)
     metric: str = "accuracy"
     weight: torch.Tensor | None = None  # per-class loss weights (train.class_weight)
+    soft: list[list[float]] | None = None  # per window: target distribution (vote_weight)
 
     @property
     def lengths(self) -> list[int]:
@@ -41,7 +42,10 @@ class Classification:
         batch = collate([self.windows[i] for i in idx], self.predictor.pad_id,
                         pad_multiple(device))
         batch = {k: v.to(device) for k, v in batch.items()}
-        labels = torch.as_tensor([self.y[i] for i in idx], device=device)
+        if self.soft is None:
+            labels = torch.as_tensor([self.y[i] for i in idx], device=device)
+        else:  # probability targets: the loss is -sum_c weight_c * target_c * log p_c
+            labels = torch.as_tensor([self.soft[i] for i in idx], device=device)
         with autocast():
             logits = model(**batch).logits
         weight = None if self.weight is None else self.weight.to(device)
