@@ -88,11 +88,7 @@ def main() -> int:
 
     for run in a.run:
         run_cfg = run_config(run)
-        def split(c):
-            return (c.data.train, c.data.validation, c.data.validation_fraction,
-                    c.data.limit, c.data.split_seed_for(c.train.seed))
-
-        if split(run_cfg) != split(cfg):
+        if run_cfg.data.split_key(run_cfg.train.seed) != cfg.data.split_key(cfg.train.seed):
             raise SystemExit(f"{run}: another training file, split or seed than {a.run[0]}")
         predictor = first if run == a.run[0] else load_run(run)
         if predictor.labels != labels:

@@ -95,6 +95,12 @@ class DataConfig:
         """The seed the split and the row samples use: ``split_seed``, else ``train_seed``."""
         return train_seed if self.split_seed < 0 else self.split_seed
 
+    def split_key(self, train_seed: int) -> tuple:
+        """What decides the validation rows: runs with equal keys were validated on the
+        same rows (ensembles and benches check it)."""
+        return (self.train, self.validation, self.validation_fraction, self.split_block,
+                self.limit, self.validation_limit, self.split_seed_for(train_seed))
+
     def names(self) -> tuple[str, ...]:
         """``label_names`` as a tuple (empty: labels as written)."""
         return tuple(n.strip() for n in self.label_names.split(",") if n.strip())

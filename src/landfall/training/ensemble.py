@@ -34,9 +34,7 @@ def _split_of(run: Path) -> tuple | None:
     if not (run / runs.CONFIG).is_file() and not is_ensemble(run):
         return None
     cfg = run_config(run)
-    d = cfg.data
-    return (d.train, d.validation, d.validation_fraction, d.split_block, d.limit,
-            d.split_seed_for(cfg.train.seed))
+    return cfg.data.split_key(cfg.train.seed)
 
 
 def split_warnings(members: Sequence[Path]) -> list[str]:
@@ -44,9 +42,9 @@ def split_warnings(members: Sequence[Path]) -> list[str]:
     split would score rows that another member trained on."""
     first = _split_of(members[0])
     return [f"{run}: validated on another split than {members[0]} (data.train, validation, "
-            "validation_fraction, split_block, limit or the split seed differ); the "
-            "ensemble's evaluation on member 0's split would include rows it trained on. "
-            "Vary train.seed with a fixed data.split_seed instead."
+            "validation_fraction, split_block, limit, validation_limit or the split seed "
+            "differ); the ensemble's evaluation on member 0's split would include rows it "
+            "trained on. Vary train.seed with a fixed data.split_seed instead."
             for run in members[1:] if first is not None and _split_of(run) not in (None, first)]
 
 
