@@ -3,11 +3,11 @@
     LANDFALL_DATA=../shared/data python bench/guard.py --run runs/davidson \
         --run runs/davidson-mpnet --out bench/results/guard.json
 
-Systems: the Landfall runs (examples/davidson-minilm.toml, davidson-mpnet.toml; the split
-comes from the first), alt-profanity-check (a linear SVM
-on a profanity corpus, binary: offensive or not), a deny list (better-profanity's 916-word
-list: a listed word means offensive; it cannot tell hate from offence) and TF-IDF logistic
-regression with balanced class weights trained here on the run's own training split.
+Systems: the Landfall runs or ensembles (examples/davidson-minilm.toml, davidson-mpnet.toml;
+the split comes from the first), alt-profanity-check (a linear SVM on a profanity corpus,
+binary: offensive or not), a deny list (better-profanity's 916-word list: a listed word means
+offensive; it cannot tell hate from offence) and TF-IDF logistic regression with balanced
+class weights trained here on the run's own training split.
 Per-class precision/recall/F1, macro-F1, and the hate-speech precision/recall curve (PNG).
 The rows are the run's seeded validation split (or --test FILE).
 """
