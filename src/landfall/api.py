@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from landfall.apps.assistant import config as _assistant_config  # noqa: F401  (its sections)
 from landfall.config import Config, build_config, load_config
 from landfall.errors import LandfallError
 from landfall.safety import config as _audit_config  # noqa: F401  (registers [audit])
@@ -332,6 +333,7 @@ class ServeArgs:
 
 
 def _serve(a: ServeArgs) -> None:
+    from landfall.apps.assistant.manifest import is_assistant
     from landfall.serving.app import serve
 
     file = load_config(a.config).to_dict() if a.config else {}
@@ -339,6 +341,14 @@ def _serve(a: ServeArgs) -> None:
     own = [o for o in a.overrides or [] if o.strip().startswith("serve.")]
     strategy = [o for o in a.overrides or [] if not o.strip().startswith("serve.")]
     cfg = build_config({"serve": serve_fields}, own, source="serve").serve
+    if is_assistant(a.run_dir):  # the assistant app: its guard and redaction are its own
+        from landfall.apps.assistant.service import serve_assistant
+
+        if strategy or cfg.guard:
+            raise LandfallError(f"{a.run_dir}: an assistant run takes its guard and settings "
+                                "from its own config ([guardrails], [members])")
+        serve_safety(a.run_dir, cfg)  # --require-audit
+        return serve_assistant(a.run_dir, cfg)
     guard, redactor = serve_safety(a.run_dir, cfg)
     serve(a.run_dir, cfg, strategy, guard, redactor)
 
@@ -533,6 +543,60 @@ def _embody_interactive(a: EmbodyInteractiveArgs) -> int:
     return interactive(session, png=a.png)
 
 
+# --- the assistant (apps/assistant) --------------------------------------------------------
+
+
+@dataclass
+class AssistantBuildArgs:
+    output: Path = req("The assistant's run directory (a build that stopped continues "
+                       "where it was: trained members are kept).")
+    cfg: Any = arg(None, "The assistant's TOML or YAML config (e.g. "
+                         "examples/bitext-assistant.toml), or from Python a Config.",
+                   flag="--config")
+    overrides: list[str] | None = arg(None, SET_HELP, flag="--set")
+
+
+def _assistant_build(a: AssistantBuildArgs) -> dict:
+    from landfall.apps.assistant.build import build
+
+    return build(_settle(a.cfg, a.overrides, False, a.output), a.output)
+
+
+@dataclass
+class AssistantEvalArgs:
+    run_dir: Path = req("An assistant run directory.", positional=True)
+    data: Path = req("CSV/JSONL shaped like the Bitext file (request, reference response, "
+                     "intent); rows of intent out_of_scope must be handed off, harmful ones "
+                     "refused, and may have no reference.")
+    output: Path = req("Directory for eval.json, replies.jsonl and report.md.")
+    limit: int = arg(0, "Score a seeded stratified sample of this many rows (0 = all).")
+    components: bool = arg(True, "Also score each single component on the same rows "
+                                 "(template-only, retrieval-only, generator alone, generator "
+                                 "with retrieval).")
+    latency_rows: int = arg(20, "Rows on which each generating component's latency is "
+                                "timed one request at a time (its quality uses every row).")
+
+
+def _assistant_eval(a: AssistantEvalArgs) -> dict:
+    from landfall.apps.assistant.evaluate import evaluate
+
+    return evaluate(a.run_dir, a.data, a.output, limit=a.limit, components=a.components,
+                    latency_rows=a.latency_rows)
+
+
+@dataclass
+class AssistantAddDocsArgs:
+    run_dir: Path = req("An assistant run directory.", positional=True)
+    files: list[Path] = req("Knowledge files (.jsonl: title/question, text/answer, intent; .md: "
+                            "one document per heading).", positional=True)
+
+
+def _assistant_add_docs(a: AssistantAddDocsArgs) -> dict:
+    from landfall.apps.assistant.knowledge import add_documents
+
+    return add_documents(a.run_dir, a.files)
+
+
 # --- the table -----------------------------------------------------------------------------
 
 _TRAIN_SECTIONS = ("task", "model", "data", "chat", "train", "peft", "report", "oos",
@@ -602,6 +666,18 @@ VERBS: list[Verb] = [
     Verb("embody interactive", EmbodyInteractiveArgs, _embody_interactive,
          "Command the agent step by step in the terminal; the world is shown after each "
          "command.", ("shield",)),
+    # --- the assistant (intents, templates, retrieval, generator, guard) ---
+    Verb("assistant build", AssistantBuildArgs, _assistant_build,
+         "Build the customer-service assistant: train or adopt its member runs, mine answer "
+         "templates, index the knowledge base, choose the routing thresholds on tuning rows.",
+         ("assistant", "members", "retrieval", "routing", "conversation", "guardrails")),
+    Verb("assistant eval", AssistantEvalArgs, _assistant_eval,
+         "Score an assistant on a Bitext-shaped file: intent accuracy, route shares, ROUGE-L "
+         "and cosine, latency per route, hand-off and refusal rates, beside each single "
+         "component on the same rows."),
+    Verb("assistant add-docs", AssistantAddDocsArgs, _assistant_add_docs,
+         "Add documents (JSONL or Markdown) to a built assistant's knowledge base; nothing is "
+         "retrained."),
 ]
 VERB = {v.name: v for v in VERBS}
 

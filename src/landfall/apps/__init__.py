@@ -1,0 +1,1 @@
+"""Applications: run directories that compose other runs (the customer-service assistant)."""
