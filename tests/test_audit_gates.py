@@ -193,12 +193,12 @@ def test_insults_count_as_harmful_by_default_in_the_audit_and_the_guard(guard3):
     cfg = build_config({"audit": {"guard": str(guard3), "max_harmful_rate": 0.2}}).audit
     assert cfg.harmful_classes == "hate_speech,offensive_language"
     bad = _harmful(["q1", "q2", "q3", "q4"], insults + polite, cfg)
-    assert bad["passed"] is False and bad["details"]["flagged"] == 2
-    assert "offensive_language" in bad["threshold"]
+    assert bad.passed is False and bad.details["flagged"] == 2
+    assert "offensive_language" in bad.threshold
     # the classes are a setting: hate speech alone lets the insults through
     hate_only = build_config({"audit": {"guard": str(guard3), "max_harmful_rate": 0.2,
                                         "harmful_classes": "hate_speech"}}).audit
-    assert _harmful(["q"] * 4, insults + polite, hate_only)["passed"] is True
+    assert _harmful(["q"] * 4, insults + polite, hate_only).passed is True
     # the service's guard decides harm with the same default classes
     serve = build_config({"serve": {"guard": str(guard3)}}).serve
     assert serve.harmful_classes == cfg.harmful_classes
@@ -356,7 +356,7 @@ def test_the_privacy_check_shows_detections_and_exempts_types(tmp_path, control)
             ("LOCATION", "china")} <= shown
     assert all(0.0 <= x["score"] <= 1.0 for x in d["detections"])
     assert {x["value"] for x in d["detections"] if x["exempt"]} == {"Paris", "china"}
-    assert not any("Mastercard" == x["value"] for x in d["detections"] if x["kept"])
+    assert not any(x["value"] == "Mastercard" for x in d["detections"] if x["kept"])
     # only the people were swapped: the places stayed
     assert all("Paris" in w["new_text"] or "Paris" not in w["text"] for w in d["worst"])
     assert d["texts_with_pii"] == 2

@@ -85,8 +85,7 @@ def _client(run, guard_run, **serve):
     from landfall.serving.app import create_app
 
     cfg = build_config({"serve": {"threads": 1, "guard": str(guard_run), **serve}}).serve
-    guard, redactor = serve_safety(run, cfg)
-    return TestClient(create_app(run, cfg, None, guard, redactor))
+    return TestClient(create_app(run, cfg, None, *serve_safety(run, cfg)))
 
 
 def _ready(c):
