@@ -343,7 +343,7 @@ def test_the_detector_precision_is_measured_on_a_labelled_sample():
 def test_the_privacy_check_shows_detections_and_exempts_types(tmp_path, control):
     pytest.importorskip("presidio_analyzer")
     rows = [{"text": t, "label": "pos"} for t in
-            ["Emily in Paris said the film was great.", "John Smith said the show was dull.",
+            ["Maria Garcia said the film in Paris was great.", "John Smith said the show was dull.",
              "Do I have a choice for a Mastercard?", "I watched it in china, great film."]]
     data = tmp_path / "texts.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -352,7 +352,7 @@ def test_the_privacy_check_shows_detections_and_exempts_types(tmp_path, control)
     s = next(s for s in record["sections"] if s["name"] == "privacy")
     d = s["details"]
     shown = {(x["entity"], x["value"]) for x in d["detections"]}
-    assert {("PERSON", "Emily"), ("PERSON", "John Smith"), ("LOCATION", "Paris"),
+    assert {("PERSON", "Maria Garcia"), ("PERSON", "John Smith"), ("LOCATION", "Paris"),
             ("LOCATION", "china")} <= shown
     assert all(0.0 <= x["score"] <= 1.0 for x in d["detections"])
     assert {x["value"] for x in d["detections"] if x["exempt"]} == {"Paris", "china"}
