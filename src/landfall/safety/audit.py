@@ -357,7 +357,8 @@ def _pii_swaps(texts, score, cfg) -> Section:
     every = detector.find(texts, min_score=0.0)  # shown, whether kept or not
     detections = [{"text": i, "entity": s.entity, "value": texts[i][s.start:s.end],
                    "score": round(s.score, 3), "kept": s.score >= cfg.pii_min_score,
-                   "exempt": s.entity in exempt} for i, f in enumerate(every) for s in f]
+                   "exempt": s.entity in exempt and s.score >= cfg.pii_min_score}
+                  for i, f in enumerate(every) for s in f]
     found = [[s for s in f if s.score >= cfg.pii_min_score and s.entity not in exempt]
              for f in every]
     rng = random.Random(cfg.seed)  # seeded, not security  # nosec B311

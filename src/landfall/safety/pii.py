@@ -30,6 +30,7 @@ _POOLS = {
                   "Fatima Khan", "John Carter", "Aiko Tanaka", "Samuel Okafor", "Elena Rossi"],
     "city": ["Lisbon", "Denver", "Nairobi", "Oslo", "Hanoi", "Toronto", "Seville", "Melbourne",
              "Cairo", "Krakow"],
+    "region": ["Europe", "Asia", "Africa", "South America", "North America", "Oceania"],
     "country": ["Portugal", "Kenya", "Norway", "Vietnam", "Canada", "Spain", "Australia",
                 "Egypt", "Poland", "Brazil"],
 }
@@ -156,6 +157,11 @@ class PiiDetector:
                 it = iter(new)
                 found[i] = [Span(s.entity, s.start, s.end, next(it), True) if s.from_ner else s
                             for s in found[i]]
+        # a "person" whose name is a country or a region ("anywhere In the Eu") is a place
+        found = [[Span("LOCATION", s.start, s.end, s.score, s.from_ner)
+                  if s.entity == "PERSON" and "LOCATION" in self.entities
+                  and kind_of("LOCATION", text[s.start:s.end]) in ("country", "region") else s
+                  for s in f] for text, f in zip(texts, found, strict=True)]
         return [_resolve(_outside_placeholders(text, [s for s in f if s.score >= floor]))
                 for text, f in zip(texts, found, strict=True)]
 
@@ -189,8 +195,16 @@ def _styled(new: str, old: str) -> str:
     return new
 
 
+# places bigger than a country, and short names pycountry does not know
+_REGIONS = {"eu", "europe", "asia", "africa", "south america", "north america", "oceania",
+            "latin america", "middle east", "scandinavia", "caribbean", "the eu"}
+_SHORT = {"uk", "us", "usa", "uae", "america", "britain", "england", "scotland", "wales"}
+
+
 @cache
 def _is_country(name: str) -> bool:
+    if name.lower() in _SHORT:
+        return True
     try:
         import pycountry
     except ImportError:  # the pool alone, then
@@ -208,7 +222,10 @@ def kind_of(entity: str, value: str) -> str:
     if entity == "PERSON":
         return "full_name" if len(value.split()) > 1 else "first_name"
     if entity == "LOCATION":
-        return "country" if _is_country(value.strip()) else "city"
+        value = value.strip()
+        if value.lower() in _REGIONS:
+            return "region"
+        return "country" if _is_country(value) else "city"
     return entity
 
 
