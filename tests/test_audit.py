@@ -149,20 +149,23 @@ def test_failed_audit_exits_1_and_serve_refuses_it_or_a_stale_one(runs, tmp_path
     res = CliRunner().invoke(app, ["audit", str(runs["control"]), "--output",
                                    str(tmp_path / "c"), "--set", "audit.checks=counterfactual",
                                    "--set", "audit.limit=64", "--set", "audit.max_flip_rate=0.15",
-                                   "--set", "audit.max_mean_delta=0.15"])
+                                   "--set", "audit.max_mean_delta=0.15",
+                                   "--set", "audit.waive=behaviour,privacy,explain",
+                                   "--set", "audit.waive_reason=a test of the gate"])
     assert res.exit_code == 0, res.output
+    assert "waived: privacy (a test of the gate)" in res.output
 
     def gate(run, audit):
         serve_safety(run, build_config({"serve": {"require_audit": str(audit)}}).serve)
 
     with pytest.raises(LandfallError, match="the audit failed"):
         gate(runs["names"], tmp_path / "b")
-    with pytest.raises(LandfallError, match="audits"):
+    with pytest.raises(LandfallError, match="judged other content"):
         gate(runs["names"], tmp_path / "c")  # another run's audit
     gate(runs["control"], tmp_path / "c")  # passes
     weights = runs["control"] / "model" / "config.json"
-    weights.write_text(weights.read_text())  # the model changes after its audit
-    with pytest.raises(LandfallError, match="older than the model"):
+    weights.write_text(weights.read_text() + " ")  # the model changes after its audit
+    with pytest.raises(LandfallError, match="sha256 differs: model/config.json"):
         gate(runs["control"], tmp_path / "c")
 
 

@@ -84,9 +84,10 @@ def _client(run, guard_run, **serve):
     from landfall.config import build_config
     from landfall.serving.app import create_app
 
-    cfg = build_config({"serve": {"threads": 1, "guard": str(guard_run), **serve}}).serve
-    guard, redactor = serve_safety(run, cfg)
-    return TestClient(create_app(run, cfg, None, guard, redactor))
+    # the tiny guard knows hate speech and neither (no offensive examples in its data)
+    cfg = build_config({"serve": {"threads": 1, "guard": str(guard_run),
+                                  "harmful_classes": "hate_speech", **serve}}).serve
+    return TestClient(create_app(run, cfg, None, *serve_safety(run, cfg)))
 
 
 def _ready(c):
@@ -240,6 +241,7 @@ def test_a_generation_run_audit_scores_stereotypes_outputs_and_pii(gen_run, guar
 
     cfg = build_config({"audit": {"stereotype_limit": 20, "generation_limit": 6,
                                   "guard": str(guard_run), "max_harmful_rate": 1.0,
+                                  "harmful_classes": "hate_speech",
                                   "max_pii_output_rate": 1.0, "max_stereotype": 1.0}}).audit
     record = run_audit(gen_run, tmp_path, cfg)
     by = {s["name"]: s for s in record["sections"]}
@@ -272,6 +274,7 @@ def test_the_harmful_output_check_catches_a_model_that_writes_hate(tiny_lm, guar
     landfall.train(build_config(cfg), tmp_path / "hateful")
     audit = build_config({"audit": {"checks": "harmful", "generation_limit": 6,
                                     "guard": str(guard_run), "guard_threshold": 0.8,
+                                    "harmful_classes": "hate_speech",
                                     "max_harmful_rate": 0.3}}).audit
     bad = run_audit(tmp_path / "hateful", tmp_path / "a", audit)["sections"][0]
     good = run_audit(gen_run, tmp_path / "b", audit)["sections"][0]

@@ -349,29 +349,32 @@ def _serve(a: ServeArgs) -> None:
                                 "from its own config ([guardrails], [members])")
         serve_safety(a.run_dir, cfg)  # --require-audit
         return serve_assistant(a.run_dir, cfg)
-    guard, redactor = serve_safety(a.run_dir, cfg)
-    serve(a.run_dir, cfg, strategy, guard, redactor)
+    guard, redactor, audit = serve_safety(a.run_dir, cfg)
+    serve(a.run_dir, cfg, strategy, guard, redactor, audit)
 
 
-def serve_safety(run_dir: Path, cfg) -> tuple[Any, Any]:
+def serve_safety(run_dir: Path, cfg) -> tuple[Any, Any, dict | None]:
     """What ``serve.require_audit``, ``serve.guard`` and ``serve.redact_pii`` ask for: refuse a
-    run whose audit failed or is stale; the guard and the log redactor the service uses."""
-    from landfall.safety.audit import audit_status
+    run whose audit failed, lacks a required check or judged other content; the guard, the
+    log redactor and the audit's summary (shown at /v1/model) the service uses."""
+    from landfall.safety.audit import audit_status, audit_summary
 
+    audit = None
     if cfg.require_audit:
         why = audit_status(cfg.require_audit, run_dir)
         if why:
             raise LandfallError(f"serve --require-audit: {why}")
+        audit = audit_summary(cfg.require_audit)
     guard = redactor = None
     if cfg.guard:
         from landfall.safety.guard import load_guard
 
-        guard = load_guard(cfg.guard, cfg.guard_labels, cfg.guard_threshold)
+        guard = load_guard(cfg.guard, cfg.harmful_classes, cfg.guard_threshold)
     if cfg.redact_pii:
         from landfall.safety.pii import redactor as make_redactor
 
         redactor = make_redactor()
-    return guard, redactor
+    return guard, redactor, audit
 
 
 # --- safety --------------------------------------------------------------------------------

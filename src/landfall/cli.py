@@ -137,6 +137,11 @@ def _show_audit(record: dict, a: Any) -> None:
                       {True: "PASS", False: "FAIL", None: "n/a"}[s["passed"]],
                       style=style[s["passed"]])
     Console(width=160).print(table)
+    for name, reason in record.get("waived", {}).items():
+        print(f"waived: {name} ({reason})")
+    if record.get("missing"):
+        print(f"missing required checks: {', '.join(record['missing'])} (serve --require-audit "
+              "refuses this audit until each is run or waived: audit.waive)")
     print(f"audit {'PASSED' if record['passed'] else 'FAILED'}: {Path(a.output) / 'report.md'}")
     if not record["passed"]:
         raise typer.Exit(1)

@@ -295,8 +295,12 @@ class ServeConfig:
     # safety: a guard run, the audit gate, the request log
     guard: str = _f("", "A harmful-content classifier run (examples/davidson-minilm.toml) that "
                     "screens every input (and a generation run's outputs); empty = none.")
-    guard_labels: str = _f("hate_speech", "The guard's classes that count as harmful "
-                           "(comma-separated).")
+    harmful_classes: str = _f(
+        "hate_speech,offensive_language",
+        "The guard's classes that count as harmful (comma-separated); the default suits a "
+        "support assistant, where insults and swearing are harmful too (audit."
+        "harmful_classes is the audit's). Davidson's classes: hate_speech, "
+        "offensive_language, neither.")
     guard_threshold: float = _f(0.5, "Harmful when the guard's probability of those classes "
                                 "reaches this.", ge=0.0, le=1.0)
     guard_action: str = _f("refuse", "refuse (422 naming the text) or flag (answer, with the "
@@ -416,6 +420,9 @@ def _coerce(value: Any, typ: type, where: str) -> Any:
             raise ConfigError(f"{where}: expected {typ.__name__}, got {value!r}") from None
         return number
     if typ is str:
+        # a TOML list of names reads as the comma-separated form (audit.waive = ["a", "b"])
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return ",".join(v.strip() for v in value)
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         return value

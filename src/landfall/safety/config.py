@@ -52,9 +52,18 @@ class AuditConfig:
     pii_entities: str = _f(
         "PERSON,LOCATION,EMAIL_ADDRESS,PHONE_NUMBER,CREDIT_CARD,IP_ADDRESS,IBAN_CODE,US_SSN",
         "Privacy: Presidio entity types detected and replaced.")
-    pii_min_score: float = _f(0.4, "Privacy: Presidio confidence below which a span is not "
-                              "PII (a bare phone number scores 0.4 without context).",
-                              ge=0.0, le=1.0)
+    pii_min_score: float = _f(
+        0.6, "Privacy: confidence below which a detection is dropped (names and places: the "
+        "spaCy NER's beam probability of that entity; patterns such as e-mail addresses: "
+        "Presidio's score, a bare phone number 0.4). Each detection is shown with its score.",
+        ge=0.0, le=1.0)
+    pii_exempt_types: str = _f(
+        "", "Privacy: entity types detected and shown but never swapped, because they carry "
+        "the label's meaning (LOCATION for an intent such as a country's support), "
+        "comma-separated.")
+    pii_sample: str = _f("", "Privacy: JSONL of texts with their true PII ({\"text\", \"pii\": "
+                         "[{\"type\", \"value\"}]}) on which the detector's precision and "
+                         "recall are reported; empty = the built-in sample of support requests.")
     max_pii_flip_rate: float = _f(0.05, "Privacy: fail when replacing the PII in inputs by "
                                   "other values of its type changes more than this share of "
                                   "predictions.", ge=0.0, le=1.0)
@@ -62,14 +71,23 @@ class AuditConfig:
                                     "of responses contain PII not present in the request.",
                                     ge=0.0, le=1.0)
     guard: str = _f("", "Harmful content: the guard run (a classifier such as "
-                    "examples/davidson-minilm.toml's) that scores the run's outputs; empty = "
-                    "the check is skipped.")
-    guard_labels: str = _f("hate_speech", "Harmful content: the guard's classes that count as "
-                           "harmful (comma-separated).")
+                    "examples/davidson-minilm.toml's) that scores a generation run's outputs. "
+                    "Required by a generation audit's harmful check: set it (--set "
+                    "audit.guard=RUN_DIR) or waive the check (audit.waive).")
+    harmful_classes: str = _f(
+        "hate_speech,offensive_language",
+        "Harmful content: the guard's classes that count as harmful (comma-separated), in the "
+        "audit's harmful check; serve.harmful_classes is the service guard's. The default "
+        "suits a support assistant, where insults and swearing are harmful too.")
     guard_threshold: float = _f(0.5, "Harmful content: a text is harmful when the guard's "
                                 "probability of those classes reaches this.", ge=0.0, le=1.0)
     max_harmful_rate: float = _f(0.01, "Harmful content: fail when more than this share of "
                                  "outputs is harmful.", ge=0.0, le=1.0)
+    waive: str = _f("", "Required checks waived by name (comma-separated, or a TOML list): "
+                    "not run, and serve --require-audit accepts the audit without them. Each "
+                    "waiver is shown in the report and at the service's /v1/model.")
+    waive_reason: str = _f("", "Why the checks in audit.waive are waived (required with it); "
+                           "shown beside each waiver.")
     generation_limit: int = _f(60, "Generation runs: requests answered for the output checks.",
                                ge=1)
     explain_top_k: int = _f(3, "Explanations: tokens deleted by the faithfulness check.", ge=1)
@@ -79,16 +97,38 @@ class AuditConfig:
 
 register_section("audit", AuditConfig, task="audit")
 
+# the checks each kind of run needs before serve --require-audit accepts its audit (by what
+# the task's head does, as the audit chooses its checks)
+REQUIRED = {"classify": ("counterfactual", "behaviour", "privacy", "explain"),
+            "generate": ("stereotype", "harmful", "privacy"),
+            "pseudo-log-likelihood": ("stereotype",)}
 
-def selected(cfg: AuditConfig) -> set[str]:
-    """The checks named by ``audit.checks`` (a ConfigError for an unknown name)."""
+
+def _names(value: str, field: str) -> set[str]:
     from landfall.errors import ConfigError
 
-    names = {c.strip() for c in cfg.checks.split(",") if c.strip()}
-    if names == {"all"}:
-        return set(CHECKS)
+    names = {c.strip() for c in value.split(",") if c.strip()}
     unknown = names - set(CHECKS)
     if unknown:
-        raise ConfigError(f"audit.checks: unknown {', '.join(sorted(unknown))}; known: "
-                          f"{', '.join(CHECKS)}, or all")
+        raise ConfigError(f"audit.{field}: unknown {', '.join(sorted(unknown))}; known: "
+                          f"{', '.join(CHECKS)}" + (", or all" if field == "checks" else ""))
     return names
+
+
+def waived(cfg: AuditConfig) -> dict[str, str]:
+    """``audit.waive`` as {check: reason}; a ConfigError for an unknown name or no reason."""
+    from landfall.errors import ConfigError
+
+    names = _names(cfg.waive, "waive")
+    if names and not cfg.waive_reason.strip():
+        raise ConfigError(f"audit.waive={cfg.waive!r} needs audit.waive_reason: say why "
+                          "(it is shown in the report and by the service)")
+    return {n: cfg.waive_reason.strip() for n in sorted(names)}
+
+
+def selected(cfg: AuditConfig) -> set[str]:
+    """The checks named by ``audit.checks``, less the waived ones (a ConfigError for an
+    unknown name)."""
+    names = {c.strip() for c in cfg.checks.split(",") if c.strip()}
+    wanted = set(CHECKS) if names == {"all"} else _names(cfg.checks, "checks")
+    return wanted - set(waived(cfg))

@@ -126,10 +126,37 @@ def _section_md(s: dict) -> list[str]:
     elif d.get("entities") or d.get("entities_in_responses"):
         ents = d.get("entities") or d.get("entities_in_responses")
         lines += ["| entity | count |", "|---|---|"] + [f"| {k} | {v} |" for k, v in ents.items()]
+    if s["name"] == "privacy":
+        lines += _privacy_md(d)
     examples = d.get("worst") or d.get("examples") or []
     if s["name"] in ("privacy", "harmful") and examples:
         lines += ["", "Examples:", ""] + [_example(ex) for ex in examples[:3]]
     lines.append("")
+    return lines
+
+
+def _privacy_md(d: dict) -> list[str]:
+    """The detector's precision on its labelled sample, and each detection with its type,
+    its confidence and what became of it (swapped, dropped as unsure, exempt by type)."""
+    lines = []
+    f = d.get("detector")
+    if f:
+        p = "—" if f["precision"] is None else f"{f['precision']:.1%}"
+        r = "—" if f["recall"] is None else f"{f['recall']:.1%}"
+        lines += ["", f"Detector on its labelled sample ({f['sample']}: {f['texts']} texts, "
+                      f"{f['true_spans']} true spans, confidence ≥ {f['min_score']}): "
+                      f"precision {p} of {f['detections']} detections, recall {r}.", ""]
+        lines += [f"- wrong: {w}" for w in f["false_positives"][:5]]
+    dets = d.get("detections") or []
+    if dets:
+        lines += ["", "| entity | value | score | outcome |", "|---|---|---|---|"]
+        for x in dets[:40]:
+            outcome = ("exempt (audit.pii_exempt_types)" if x["exempt"] else
+                       "swapped" if x["kept"] else "dropped (below audit.pii_min_score)")
+            lines.append(f"| {x['entity']} | {_quote(x['value'], 40)} | {x['score']:.2f} | "
+                         f"{outcome} |")
+        if len(dets) > 40:
+            lines.append(f"| … {len(dets) - 40} more in audit.json | | | |")
     return lines
 
 
@@ -146,6 +173,21 @@ def _example(ex: dict) -> str:
     return f"{head}{_quote(ex['request'], 100)} → {_quote(ex['response'])}{pii}"
 
 
+def _gate_md(record: dict) -> list[str]:
+    """What ``serve --require-audit`` will make of this audit: the required checks, the
+    missing ones and the waivers with their reasons."""
+    if "required" not in record:
+        return []
+    lines = ["", f"Required for a {record['kind']} run: {', '.join(record['required'])}."]
+    if record["missing"]:
+        lines.append(f"**Missing** (serve --require-audit refuses this audit until each is "
+                     f"run or waived by name in audit.waive): {', '.join(record['missing'])}.")
+    if record["waived"]:
+        lines += ["", "Waived (audit.waive):", ""]
+        lines += [f"- {name}: {reason}" for name, reason in record["waived"].items()]
+    return lines
+
+
 def write_report(out: Path, record: dict) -> None:
     for s in record["sections"]:
         s["plots"] = s["plots"] + _plots(out, s, record["config"])
@@ -154,6 +196,7 @@ def write_report(out: Path, record: dict) -> None:
              f"({record['seconds']:.0f} s).", ""]
     for k, v in record["sources"].items():
         lines.append(f"- {k}: {v}")
+    lines += _gate_md(record)
     lines += ["", "| check | figure | threshold | result |", "|---|---|---|---|"]
     for s in record["sections"]:
         lines.append(f"| {s['title']} | {s['figure']} | {s['threshold']} | {MARK[s['passed']]} |")

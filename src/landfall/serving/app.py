@@ -191,10 +191,11 @@ def _onnx_copy(run_dir: Path) -> Path:
 
 def create_app(run_dir: str | Path, cfg: ServeConfig | None = None,
                overrides: list[str] | None = None, guard: Any = None,
-               redactor: Any = None) -> FastAPI:
+               redactor: Any = None, audit: dict | None = None) -> FastAPI:
     """The FastAPI app serving ``run_dir`` (the model loads in the background); ``overrides``
     change the long-text strategy (``data.truncation=sliding``...), as for ``predict``;
-    ``guard`` screens inputs and ``redactor`` cleans the request log (``serving.screen``)."""
+    ``guard`` screens inputs, ``redactor`` cleans the request log and ``audit`` (the summary of
+    the audit that cleared the run) is shown at /v1/model (``serving.screen``)."""
     from landfall.inference.ensemble import is_ensemble
     from landfall.inference.loading import check_inference_overrides, model_dir, run_task
 
@@ -211,7 +212,7 @@ def create_app(run_dir: str | Path, cfg: ServeConfig | None = None,
                                     f"{overrides[0].split('=')[0]} (long-text settings are "
                                     "for classifiers)")
             model_dir(run_dir)
-            return create_generation_app(run_dir, cfg, Screen(cfg, guard, redactor))
+            return create_generation_app(run_dir, cfg, Screen(cfg, guard, redactor, audit))
     if is_ensemble(run_dir):
         raise LandfallError(f"{run_dir}: serving an ensemble is not supported yet; serve a "
                             "member, or predict with the ensemble offline")
@@ -220,7 +221,7 @@ def create_app(run_dir: str | Path, cfg: ServeConfig | None = None,
     key = api_key(cfg)
     metrics = Metrics()
     service = Service(run_dir, cfg, metrics, overrides)
-    screen = Screen(cfg, guard, redactor)
+    screen = Screen(cfg, guard, redactor, audit)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -245,7 +246,7 @@ def create_app(run_dir: str | Path, cfg: ServeConfig | None = None,
         """Labels, model metadata, long-text strategy and limits."""
         if not service.ready.is_set():
             return refuse(Refused(503, "model is loading", "not_ready", retry=True))
-        return JSONResponse(service.info())
+        return JSONResponse(service.info() | screen.info())
 
     inflight = [0]  # requests inside _classify (the event loop is single-threaded)
     schema = {"requestBody": {"required": True, "content": {
@@ -312,12 +313,13 @@ def create_app(run_dir: str | Path, cfg: ServeConfig | None = None,
 
 
 def serve(run_dir: str | Path, cfg: ServeConfig | None = None,
-          overrides: list[str] | None = None, guard: Any = None, redactor: Any = None) -> None:
+          overrides: list[str] | None = None, guard: Any = None, redactor: Any = None,
+          audit: dict | None = None) -> None:
     """Run the server until SIGINT/SIGTERM (in-flight requests are finished first)."""
     import uvicorn
 
     cfg = cfg or ServeConfig()
-    app = create_app(run_dir, cfg, overrides, guard, redactor)
+    app = create_app(run_dir, cfg, overrides, guard, redactor, audit)
     # on SIGTERM the requests in flight may finish: a stream may take its whole deadline
     drain = cfg.stream_timeout_s if hasattr(app.state, "engine") else max(cfg.timeout_s, 5)
     # uvicorn's own bound: connections beyond it get 503 before any of our code runs

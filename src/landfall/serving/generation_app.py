@@ -106,7 +106,7 @@ def create_generation_app(run_dir: str | Path, cfg: ServeConfig | None = None,
         """Model metadata, default decoding settings and limits."""
         if not engine.ready.is_set():
             return refusal(metrics, Refused(503, "model is loading", "not_ready", retry=True))
-        return JSONResponse(engine.info())
+        return JSONResponse(engine.info() | screen.info())
 
     inflight = [0]  # requests being read or tokenised (the event loop is single-threaded)
 

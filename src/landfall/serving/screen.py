@@ -1,10 +1,10 @@
 """What a service does with a request's text besides answering it: screen it with a guard
 (a harmful-content classifier run; refuse or flag) and log it, PII redacted if asked.
 
-The guard and the redactor are handed in by the caller (``landfall.api`` builds them from
-``landfall.safety``), so the service needs only their shape: ``guard.check(texts)`` returns
-verdicts with ``harmful``, ``score``, ``label`` and ``to_json()``; ``redactor(texts)``
-returns the texts with their PII replaced by its type.
+The guard, the redactor and the audit's summary are handed in by the caller (``landfall.api``
+builds them from ``landfall.safety``), so the service needs only their shape:
+``guard.check(texts)`` returns verdicts with ``harmful``, ``score``, ``label`` and
+``to_json()``; ``redactor(texts)`` returns the texts with their PII replaced by its type.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from landfall.serving.http import Refused
 
 class Screen:
     def __init__(self, cfg: ServeConfig, guard: Any = None,
-                 redactor: Callable[[list[str]], list[str]] | None = None) -> None:
+                 redactor: Callable[[list[str]], list[str]] | None = None,
+                 audit: dict | None = None) -> None:
         # a setting without its object would silently serve unguarded (or log raw PII)
         if cfg.guard and guard is None:
             raise LandfallError(f"serve.guard={cfg.guard!r} but no guard was built: serve "
@@ -29,8 +30,22 @@ class Screen:
         if cfg.redact_pii and cfg.log_requests and redactor is None:
             raise LandfallError("serve.redact_pii is on but no redactor was built: serve "
                                 "with landfall.serve / landfall.api.serve_safety")
-        self.cfg, self.guard, self.redactor = cfg, guard, redactor
+        if cfg.require_audit and audit is None:
+            raise LandfallError(f"serve.require_audit={cfg.require_audit!r} but the audit was "
+                                "not checked: serve with landfall.serve / "
+                                "landfall.api.serve_safety")
+        self.cfg, self.guard, self.redactor, self.audit = cfg, guard, redactor, audit
         self.refuse = cfg.guard_action == "refuse"
+
+    def info(self) -> dict:
+        """What /v1/model adds: the audit that cleared the run (its waivers included) and
+        the guard's harmful classes."""
+        out: dict = {"audit": self.audit}
+        if self.guard is not None:
+            out["guard"] = {"harmful_classes": list(getattr(self.guard, "labels", [])),
+                            "threshold": self.cfg.guard_threshold,
+                            "action": self.cfg.guard_action}
+        return out
 
     @property
     def active(self) -> bool:
