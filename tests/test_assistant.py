@@ -180,13 +180,13 @@ def test_templates_file_errors_name_line_and_field(tmp_path):
 
     p = tmp_path / "templates.jsonl"
     p.write_text('{"intent": "track_order", "text": "ok"}\n{"intent": "track_order"}\n')
-    with pytest.raises(DataError, match=r"templates.jsonl.*line 2.*text"):
+    with pytest.raises(DataError, match=r"templates.jsonl:2: field 'text'"):
         read(p)
     p.write_text('{"intent": "fly_me", "text": "ok"}\n')
-    with pytest.raises(DataError, match=r"line 1.*intent"):
+    with pytest.raises(DataError, match=r"templates.jsonl:1: field 'intent'"):
         read(p, {"track_order"})
     p.write_text('{"intent": "track_order", "text": "ok"\n')
-    with pytest.raises(DataError, match="line 1"):
+    with pytest.raises(DataError, match="templates.jsonl:1"):
         read(p)
 
 
@@ -201,11 +201,11 @@ def test_knowledge_files_parse_or_are_refused_with_line_and_field(tmp_path):
     assert [d.title for d in docs] == ["How long is the warranty?", "Do you ship to Norway?"]
     assert docs[1].text == "Yes, in five working days."
     md.write_text("stray text\n# Title\nbody\n")
-    with pytest.raises(DataError, match="faq.md.*line 1"):
+    with pytest.raises(DataError, match="faq.md:1"):
         read_documents(md)
     js = tmp_path / "kb.jsonl"
     js.write_text('{"title": "a", "text": "b"}\n{"title": "c", "text": ""}\n')
-    with pytest.raises(DataError, match=r"kb.jsonl.*line 2.*text"):
+    with pytest.raises(DataError, match=r"kb.jsonl:2: field 'text'"):
         read_documents(js)
 
 
@@ -339,7 +339,8 @@ def test_the_service_answers_openai_chat_completions_with_routes(built):
             events = _events(s.iter_lines())
         assert events[-1] == "[DONE]" and events[0]["landfall"]["route"]
         text = "".join(e["choices"][0]["delta"].get("content", "") for e in events[:-1])
-        assert text.strip()
+        assert events[-2]["landfall"]["route"] == lf["route"]
+        assert text == out["choices"][0]["message"]["content"]  # greedy: the same answer
         metrics = c.get("/metrics").text
         assert "landfall_assistant_replies_total{route=" in metrics
         page = c.get("/")
@@ -405,3 +406,115 @@ def test_eval_scores_the_assistant_and_each_component(built, tmp_path):
     assert out["scored_rows"] == 6
     replies = (tmp_path / "eval" / "replies.jsonl").read_text().splitlines()
     assert len(replies) == 8
+
+
+# --- the chat page in a real browser -------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _browser_or_skip():
+    """Playwright driving Debian's Chromium; on CI (or LANDFALL_REQUIRE_BROWSER=1) a missing
+    browser fails the test, elsewhere it skips saying so loudly."""
+    import os
+    import warnings
+
+    missing = []
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("the playwright package (pip install playwright)")
+    if not Path(CHROMIUM).exists():
+        missing.append(f"{CHROMIUM} (apt-get install chromium)")
+    if missing:
+        why = "THE BROWSER TEST DID NOT RUN: missing " + " and ".join(missing)
+        if os.environ.get("CI") or os.environ.get("LANDFALL_REQUIRE_BROWSER") == "1":
+            pytest.fail(why)
+        warnings.warn(why, stacklevel=2)
+        pytest.skip(why)
+
+
+class _Server:
+    """The assistant app under uvicorn on a free loopback port, in a thread."""
+
+    def __init__(self, run: Path) -> None:
+        import socket
+        import threading
+
+        import uvicorn
+
+        from landfall.apps.assistant.service import create_assistant_app
+        from landfall.config import build_config
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        cfg = build_config({"serve": {"threads": 1, "precision": "fp32", "max_batch_size": 4,
+                                      "step_tokens": 256, "max_new_tokens": 32,
+                                      "max_kv_mb": 16}}).serve
+        self.server = uvicorn.Server(uvicorn.Config(create_assistant_app(run, cfg),
+                                                    host="127.0.0.1", port=self.port,
+                                                    log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 180) -> None:
+        import time
+
+        import httpx
+
+        t = time.time()
+        while time.time() - t < timeout:
+            try:
+                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError("the assistant did not become ready")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+def test_the_chat_page_streams_an_answer_and_shows_markup_as_text(built, tmp_path):
+    import os
+
+    _browser_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    server = _Server(built)
+    try:
+        server.wait_ready()
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync"])
+            page = browser.new_page(viewport={"width": 900, "height": 700})
+            page.goto(server.url + "/")
+            page.fill("#text", "I need to cancel my order 00123842")
+            page.click("#send")
+            page.wait_for_selector(".msg.bot [data-route]", timeout=60_000)
+            page.wait_for_function("!document.querySelector('#send').disabled",
+                                   timeout=60_000)
+            answer = page.text_content(".msg.bot .answer")
+            route = page.get_attribute(".msg.bot [data-route]", "data-route")
+            assert answer.strip() and route in ("template", "generate", "handoff", "refuse")
+            hostile = '<img src=x onerror="window.__pwned = 1"><b>bold</b>'
+            page.fill("#text", hostile)
+            page.click("#send")
+            page.wait_for_function("document.querySelectorAll('.msg.bot [data-route]')"
+                                   ".length == 2", timeout=60_000)
+            users = page.locator(".msg.user").all_text_contents()
+            assert users[-1] == hostile  # shown as text
+            assert page.locator("#log img").count() == 0
+            assert page.locator("#log b").count() == 0
+            assert page.evaluate("window.__pwned") is None
+            shot = os.environ.get("LANDFALL_SCREENSHOT")
+            page.screenshot(path=shot or str(tmp_path / "chat.png"), full_page=True)
+            browser.close()
+    finally:
+        server.stop()
