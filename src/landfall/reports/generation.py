@@ -137,7 +137,8 @@ def _evaluate(run_dir: Path, out_dir: Path, cfg: Config, train: list[Record],
 
 def evaluate_generation_run(run_dir: Path, cfg: Config, data: ChatData, summary: dict) -> dict:
     """Training's last step for a causal-LM run: score the best model on validation."""
-    records = _sample(data.validation, cfg.report.generation_limit, cfg.train.seed)
+    records = _sample(data.validation, cfg.report.generation_limit,
+                      cfg.data.split_seed_for(cfg.train.seed))
     extra = {"train": {k: v for k, v in summary.items() if k not in ("data",)},
              "data": {**summary.get("data", {}), "n_scored": len(records)},
              "validation_loss": summary.get("validation_loss")}
@@ -156,7 +157,7 @@ def evaluate_generation(run_dir: str | Path, data: str | Path, output: str | Pat
     cfg = run_config(run_dir)
     records = read_records(str(data), cfg.chat)
     n = cfg.report.generation_limit if limit is None else limit
-    records = _sample(records, n, cfg.train.seed)
+    records = _sample(records, n, cfg.data.split_seed_for(cfg.train.seed))
     train: list[Record] = []
     if baselines:
         from transformers import AutoTokenizer

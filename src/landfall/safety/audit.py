@@ -277,7 +277,7 @@ def _requests(run_dir: Path, cfg: AuditConfig) -> tuple[list[str], str]:
     else:
         source = expand_env(run.data.train, "data.train")
         records = split_records(read_records(source, run.chat), run.data.validation_fraction,
-                                run.train.seed)[1]
+                                run.data.split_seed_for(run.train.seed))[1]
         source += " (the run's validation split)"
     if cfg.generation_limit < len(records):
         records = split_records(records, cfg.generation_limit / len(records), cfg.seed)[1]

@@ -111,18 +111,19 @@ def prepare_chat(cfg: Config, tokenizer) -> ChatData:
         raise ConfigError("data.train is empty: name a file of requests and responses")
     source = expand_env(cfg.data.train, "data.train")
     records = read_records(source, cfg.chat)
+    seed = cfg.data.split_seed_for(cfg.train.seed)  # data.split_seed, else train.seed
     if cfg.data.validation:
         val_source = expand_env(cfg.data.validation, "data.validation")
         val = read_records(val_source, cfg.chat)
         train = records
     else:
-        train, val = split_records(records, cfg.data.validation_fraction, cfg.train.seed)
+        train, val = split_records(records, cfg.data.validation_fraction, seed)
         by = f", stratified by {cfg.chat.stratify_field}" if cfg.chat.stratify_field else ""
         val_source = (f"{source} (seeded {cfg.data.validation_fraction:.0%} split{by}, "
-                      f"seed {cfg.train.seed})")
+                      f"seed {seed})")
     if cfg.data.limit and cfg.data.limit < len(train):
-        train = split_records(train, cfg.data.limit / len(train), cfg.train.seed)[1]
+        train = split_records(train, cfg.data.limit / len(train), seed)[1]
     if cfg.data.validation_limit and cfg.data.validation_limit < len(val):
-        val = split_records(val, cfg.data.validation_limit / len(val), cfg.train.seed)[1]
+        val = split_records(val, cfg.data.validation_limit / len(val), seed)[1]
     return ChatData(train, val, tokenise(train, tokenizer, cfg.chat),
                     tokenise(val, tokenizer, cfg.chat), source, val_source)
