@@ -77,15 +77,30 @@ class TrainArgs:
     resume: Path | None = arg(None, "Continue the run in this directory from its last "
                                     "checkpoint (from Python also resume=True with output).")
     overrides: list[str] | None = arg(None, SET_HELP, flag="--set")
+    processes: int = arg(1, "Data-parallel processes on this machine (DDP through accelerate: "
+                            "gloo on CPU, NCCL on GPU, one per GPU); train.batch_size x "
+                            "train.grad_accum stays the global batch.")
+    nodes: str = arg("1", "Machines in all (or MIN:MAX); run the same command on each.")
+    rendezvous: str = arg("", "With --nodes > 1: HOST:PORT where the machines meet (torchrun's "
+                              "c10d rendezvous), the same on every machine.")
 
 
 def _train(a: TrainArgs, task: str | None = None) -> dict:
+    from landfall.scale.launch import launched, train_distributed
     from landfall.training.run import train as run
 
     resume = bool(a.resume)
     output = a.resume if isinstance(a.resume, str | Path) else a.output
     if output is None:
         raise LandfallError("give --output RUN_DIR (or --resume RUN_DIR)")
+    if (a.processes != 1 or str(a.nodes) != "1") and not launched():
+        cfg = a.cfg
+        overrides = [*(a.overrides or []), *([f"task.name={task}"] if task else [])]
+        if cfg is None and not resume:
+            raise LandfallError("a config is needed (or --resume RUN_DIR)")
+        return train_distributed(cfg, Path(output), resume=resume, overrides=overrides,
+                                 processes=a.processes, nodes=a.nodes,
+                                 rendezvous=a.rendezvous)
     cfg = _settle(a.cfg, a.overrides, resume, output)
     if task:
         cfg.task.name = task
