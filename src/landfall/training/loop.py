@@ -27,13 +27,13 @@ from landfall.config import TrainConfig
 from landfall.data.batching import training_batches
 from landfall.errors import LandfallError
 from landfall.tasks.base import Objective
-from landfall.training.distributed import World, rng_state
 from landfall.training.checkpoint import (
     Progress,
     checkpoints,
     load_checkpoint,
     save_checkpoint,
 )
+from landfall.training.distributed import World, rng_state
 from landfall.training.optim import make_optimizer, make_scheduler
 from landfall.utils.progress import log, progress_bar
 
