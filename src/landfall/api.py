@@ -174,6 +174,23 @@ def _evaluate(a: EvaluateArgs) -> dict:
                       label_field=a.label_field, batch_size=a.batch_size, overrides=a.overrides)
 
 
+ENGINE_HELP = ("local (this process) or ray (an actor pool of the run's model on Ray; "
+               "pip install 'landfall[ray]').")
+
+
+def _engine(engine: str, address: str, actors: int, threads: int):
+    """Where the chunks of predict/generate are computed (``inference.chunks``)."""
+    if engine == "local":
+        from landfall.inference.chunks import local
+
+        return local
+    if engine == "ray":
+        from landfall.scale.ray_batch import ray_engine
+
+        return ray_engine(address=address or None, actors=actors, threads=threads)
+    raise LandfallError(f"--engine {engine!r}: choose local or ray")
+
+
 @dataclass
 class PredictArgs:
     run_dir: Path = req("A classifier run directory.", positional=True)
@@ -183,13 +200,19 @@ class PredictArgs:
     batch_size: int = arg(64, "Sequences per forward pass.")
     overrides: list[str] | None = arg(None, "Change the long-text strategy, e.g. "
                                             "data.truncation=sliding.", flag="--set")
+    engine: str = arg("local", ENGINE_HELP)
+    address: str = arg("", "--engine ray: the cluster (auto, ray://HOST:10001); default: "
+                           "start Ray locally.")
+    actors: int = arg(2, "--engine ray: actors, one model each.")
+    threads: int = arg(1, "--engine ray: CPUs (torch threads) per actor.")
 
 
 def _predict(a: PredictArgs) -> dict:
     from landfall.inference.predict import predict_file
 
     return predict_file(a.run_dir, a.input, a.output, text_field=a.text_field,
-                        batch_size=a.batch_size, overrides=a.overrides)
+                        batch_size=a.batch_size, overrides=a.overrides,
+                        engine=_engine(a.engine, a.address, a.actors, a.threads))
 
 
 @dataclass
@@ -201,13 +224,19 @@ class GenerateArgs:
     overrides: list[str] | None = arg(None, "Generation settings, e.g. generate.do_sample=true "
                                             "generate.temperature=0.7 generate.stop='###'.",
                                       flag="--set")
+    engine: str = arg("local", ENGINE_HELP)
+    address: str = arg("", "--engine ray: the cluster (auto, ray://HOST:10001); default: "
+                           "start Ray locally.")
+    actors: int = arg(2, "--engine ray: actors, one model each.")
+    threads: int = arg(1, "--engine ray: CPUs (torch threads) per actor.")
 
 
 def _generate(a: GenerateArgs) -> dict:
     from landfall.inference.generate import generate_file
 
     return generate_file(a.run_dir, a.input, a.output, text_field=a.text_field,
-                         overrides=a.overrides)
+                         overrides=a.overrides,
+                         engine=_engine(a.engine, a.address, a.actors, a.threads))
 
 
 @dataclass

@@ -1,0 +1,95 @@
+"""Ray: ``predict --engine ray`` writes the file the single-process predict writes (byte for
+byte, in input order) and resumes after its driver is killed; Ray Serve answers with the
+bodies of ``serve``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+from conftest import imdb_rows, sliding_run
+
+try:
+    import ray
+    import ray.data  # noqa: F401
+except ImportError:  # `make test` installs it (the dev extra); say loudly when it did not
+    warnings.warn("Ray is not installed: the Ray tests did NOT run (pip install "
+                  "'ray[data,serve]')", stacklevel=1)
+    pytest.skip("ray not installed: Ray batch inference and Ray Serve NOT tested",
+                allow_module_level=True)
+
+from landfall.inference import predict as predict_mod
+from landfall.inference.predict import predict_file
+from landfall.scale.ray_batch import ray_engine
+
+CHUNK = 16  # small chunks, so that 2 actors share the file and the order is tested
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def texts_file(tmp_path_factory):
+    rows = imdb_rows(40)  # 80 real reviews, 5 chunks
+    path = tmp_path_factory.mktemp("ray") / "texts.jsonl"
+    path.write_text("".join(json.dumps({"text": r["text"]}) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_model, tmp_path_factory):
+    return sliding_run(tmp_path_factory.mktemp("run"), tiny_model, seed=1)
+
+
+def test_ray_predict_writes_the_single_process_file_and_resumes(ray_local, run_dir,
+                                                               texts_file, tmp_path,
+                                                               monkeypatch):
+    monkeypatch.setattr(predict_mod, "CHUNK", CHUNK)
+    single = tmp_path / "single.jsonl"
+    predict_file(run_dir, texts_file, single, batch_size=8)
+    on_ray = tmp_path / "ray.jsonl"
+    out = predict_file(run_dir, texts_file, on_ray, batch_size=8,
+                       engine=ray_engine(actors=2, threads=1))
+    assert out["n"] == 80 and out["resumed_from"] == 0
+    assert on_ray.read_bytes() == single.read_bytes()
+    assert [json.loads(x)["line"] for x in on_ray.read_text().splitlines()] == \
+        list(range(1, 81))
+
+    # a driver killed (SIGKILL) after two chunks leaves a partial file that the next call
+    # continues, on Ray again
+    killed = tmp_path / "killed.jsonl"
+    script = f"""
+import os, signal
+from landfall.inference import predict
+from landfall.scale.ray_batch import ray_engine
+predict.CHUNK = {CHUNK}
+inner = ray_engine(actors=2, threads=1)
+def engine(cls, kw, chunks):
+    for i, rows in enumerate(inner(cls, kw, chunks)):
+        yield rows
+        if i == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+predict.predict_file({str(run_dir)!r}, {str(texts_file)!r}, {str(killed)!r}, batch_size=8,
+                     engine=engine)
+"""
+    env = {**os.environ, "LANDFALL_PROGRESS": "0"}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    partial = tmp_path / "killed.jsonl.partial"
+    assert partial.read_text().count("\n") == 2 * CHUNK
+    again = predict_file(run_dir, texts_file, killed, batch_size=8,
+                         engine=ray_engine(actors=2, threads=1))
+    assert again["resumed_from"] == 2 * CHUNK
+    assert killed.read_bytes() == single.read_bytes()
