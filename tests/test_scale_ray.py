@@ -93,3 +93,73 @@ predict.predict_file({str(run_dir)!r}, {str(texts_file)!r}, {str(killed)!r}, bat
                          engine=ray_engine(actors=2, threads=1))
     assert again["resumed_from"] == 2 * CHUNK
     assert killed.read_bytes() == single.read_bytes()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ray_serve_answers_with_the_bodies_of_serve(ray_local, run_dir):
+    """Two replicas of the same app behind Ray Serve's proxy: the same /v1/classify and
+    /v1/model bodies as the app in this process, and each replica's /metrics."""
+    import time
+
+    import httpx
+    from fastapi.testclient import TestClient
+    from ray import serve
+
+    from conftest import wait_ready
+    from landfall.api import build_service_app
+    from landfall.config import build_config
+    from landfall.scale.ray_serve import deployment_options, run
+
+    cfg = build_config({"serve": {"threads": 1, "max_wait_ms": 5}}).serve
+    texts = [r["text"] for r in imdb_rows(3)] + ["short one", "x y z"]
+    with TestClient(build_service_app(run_dir, cfg, [])) as local:
+        wait_ready(local)
+        want = local.post("/v1/classify", json={"texts": texts}).json()
+        want_model = local.get("/v1/model").json()
+        refused = local.post("/v1/classify", json={"texts": []})
+
+    ray_cfg = build_config({"ray": {"replicas": 2, "replica_cpus": 0.5}}).ray
+    assert deployment_options(ray_cfg)["num_replicas"] == 2
+    port = _free_port()
+    run(lambda: build_service_app(run_dir, cfg, []), ray_cfg, host="127.0.0.1", port=port,
+        blocking=False)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        t, ready = time.time(), 0
+        while ready < 8:  # both replicas loaded: several answers in a row say ready
+            ready = ready + 1 if httpx.get(url + "/readyz", timeout=30).status_code == 200 \
+                else 0
+            assert time.time() - t < 120
+            time.sleep(0.1)
+        got = [httpx.post(url + "/v1/classify", json={"texts": texts}, timeout=60).json()
+               for _ in range(4)]  # spread over both replicas
+        assert all(g == want for g in got)
+        assert httpx.get(url + "/v1/model", timeout=30).json() == want_model
+        bad = httpx.post(url + "/v1/classify", json={"texts": []}, timeout=30)
+        assert (bad.status_code, bad.json()) == (refused.status_code, refused.json())
+        assert "landfall_requests_total" in httpx.get(url + "/metrics", timeout=30).text
+    finally:
+        serve.shutdown()
+
+
+def test_ray_autoscaling_settings_are_config_fields():
+    from landfall.config import build_config
+    from landfall.errors import LandfallError
+    from landfall.scale.ray_serve import deployment_options
+
+    cfg = build_config({}, ["ray.replicas=2", "ray.max_replicas=6",
+                            "ray.target_ongoing_requests=4"]).ray
+    opts = deployment_options(cfg)
+    assert "num_replicas" not in opts
+    assert opts["autoscaling_config"]["min_replicas"] == 2
+    assert opts["autoscaling_config"]["max_replicas"] == 6
+    assert opts["autoscaling_config"]["target_ongoing_requests"] == 4.0
+    with pytest.raises(LandfallError, match="max_replicas"):
+        deployment_options(build_config({}, ["ray.replicas=3", "ray.max_replicas=2"]).ray)

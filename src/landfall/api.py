@@ -19,6 +19,7 @@ from typing import Any
 from landfall.config import Config, build_config, load_config
 from landfall.errors import LandfallError
 from landfall.safety import config as _audit_config  # noqa: F401  (registers [audit])
+from landfall.scale import config as _ray_config  # noqa: F401  (registers [ray])
 
 
 def arg(default: Any, help: str, *, positional: bool = False, flag: str = "",
@@ -371,8 +372,12 @@ class ServeArgs:
     settings: dict | None = arg(None, "serve.* fields as a dict (Python callers).", cli=False)
     config: Path | None = arg(None, "TOML or YAML config file (its [serve] section).")
     overrides: list[str] | None = arg(None, "Override a serve field (serve.field=value) or the "
-                                            "long-text strategy (data.truncation=sliding...).",
+                                            "long-text strategy (data.truncation=sliding...); "
+                                            "with --engine ray also ray.field=value.",
                                       flag="--set")
+    engine: str = arg("local", "local (uvicorn, one process) or ray (the same app as a Ray "
+                               "Serve deployment; its [ray] section: replicas, autoscaling).")
+    replicas: int = arg(0, "--engine ray: replicas (default: ray.replicas).")
 
 
 def _serve(a: ServeArgs) -> None:
@@ -380,11 +385,36 @@ def _serve(a: ServeArgs) -> None:
 
     file = load_config(a.config).to_dict() if a.config else {}
     serve_fields = {**file.get("serve", {}), **(a.settings or {})}
-    own = [o for o in a.overrides or [] if o.strip().startswith("serve.")]
-    strategy = [o for o in a.overrides or [] if not o.strip().startswith("serve.")]
-    cfg = build_config({"serve": serve_fields}, own, source="serve").serve
+    own = [o for o in a.overrides or [] if o.strip().startswith(("serve.", "ray."))]
+    strategy = [o for o in a.overrides or [] if not o.strip().startswith(("serve.", "ray."))]
+    built = build_config({"serve": serve_fields, "ray": file.get("ray", {})}, own,
+                         source="serve")
+    cfg = built.serve
+    if a.engine == "ray":
+        import functools
+
+        from landfall.scale.ray_serve import run
+
+        ray_cfg = built.ray
+        if a.replicas:
+            ray_cfg.replicas = a.replicas
+        serve_safety(a.run_dir, cfg)  # refuse a failed audit here, before Ray starts
+        run(functools.partial(build_service_app, a.run_dir, cfg, strategy), ray_cfg,
+            host=cfg.host, port=cfg.port)
+        return
+    if a.engine != "local":
+        raise LandfallError(f"--engine {a.engine!r}: choose local or ray")
     guard, redactor = serve_safety(a.run_dir, cfg)
     serve(a.run_dir, cfg, strategy, guard, redactor)
+
+
+def build_service_app(run_dir: Path, cfg, strategy: list[str]):
+    """The service app ``serve`` runs (safety settings applied): what each Ray Serve replica
+    builds."""
+    from landfall.serving.app import create_app
+
+    guard, redactor = serve_safety(run_dir, cfg)
+    return create_app(run_dir, cfg, strategy, guard, redactor)
 
 
 def serve_safety(run_dir: Path, cfg) -> tuple[Any, Any]:
