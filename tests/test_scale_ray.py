@@ -163,3 +163,22 @@ def test_ray_autoscaling_settings_are_config_fields():
     assert opts["autoscaling_config"]["target_ongoing_requests"] == 4.0
     with pytest.raises(LandfallError, match="max_replicas"):
         deployment_options(build_config({}, ["ray.replicas=3", "ray.max_replicas=2"]).ray)
+
+
+def test_ray_evaluate_gives_the_figures_of_evaluate(ray_local, run_dir, tmp_path,
+                                                   monkeypatch):
+    from landfall.inference.chunks import local
+    from landfall.reports.evaluate import evaluate
+
+    monkeypatch.setattr(predict_mod, "CHUNK", CHUNK)
+    rows = imdb_rows(24)
+    data = tmp_path / "labelled.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    whole = evaluate(run_dir, data, tmp_path / "whole", batch_size=8)
+    chunked = evaluate(run_dir, data, tmp_path / "chunked", batch_size=8, engine=local)
+    on_ray = evaluate(run_dir, data, tmp_path / "ray", batch_size=8,
+                      engine=ray_engine(actors=2, threads=1))
+    assert on_ray["metrics"] == chunked["metrics"]  # the same chunks: the same figures
+    assert on_ray["metrics"]["n"] == 48
+    assert on_ray["metrics"]["accuracy"] == whole["metrics"]["accuracy"]
+    assert on_ray["metrics"]["nll"] == pytest.approx(whole["metrics"]["nll"], rel=1e-5)

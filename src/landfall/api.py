@@ -159,20 +159,31 @@ class EvaluateArgs:
                                 "zero/few-shot.")
     overrides: list[str] | None = arg(None, "Classifier: change the long-text strategy, e.g. "
                                             "data.truncation=sliding.", flag="--set")
+    engine: str = arg("local", "Classifier: local or ray (the texts scored chunk by chunk by "
+                               "an actor pool; the same figures).")
+    address: str = arg("", "--engine ray: the cluster (auto, ray://HOST:10001); default: "
+                           "start Ray locally.")
+    actors: int = arg(2, "--engine ray: actors, one model each.")
+    threads: int = arg(1, "--engine ray: CPUs (torch threads) per actor.")
 
 
 def _evaluate(a: EvaluateArgs) -> dict:
     from landfall.inference.loading import run_task
 
     if run_task(a.run_dir).head == "generate":
+        if a.engine != "local":
+            raise LandfallError("evaluate --engine ray: generation runs are not supported "
+                                "yet; run `landfall generate --engine ray` and score locally")
         from landfall.reports.generation import evaluate_generation
 
         return evaluate_generation(a.run_dir, a.data, a.output, limit=a.limit,
                                    baselines=a.baselines)
     from landfall.reports.evaluate import evaluate as classifier
 
+    engine = None if a.engine == "local" else _engine(a.engine, a.address, a.actors, a.threads)
     return classifier(a.run_dir, a.data, a.output, text_field=a.text_field,
-                      label_field=a.label_field, batch_size=a.batch_size, overrides=a.overrides)
+                      label_field=a.label_field, batch_size=a.batch_size, overrides=a.overrides,
+                      engine=engine)
 
 
 ENGINE_HELP = ("local (this process) or ray (an actor pool of the run's model on Ray; "

@@ -36,6 +36,44 @@ class ChunkPredictor:
                        for line, row in zip(lines, rows, strict=True))
 
 
+class ChunkScorer:
+    """The run's predictor: one chunk of texts in, its class probabilities, windows and
+    logits out, as lists (``evaluate``'s chunk worker: ``inference.chunks``)."""
+
+    def __init__(self, run_dir: str, batch_size: int, overrides: list[str] | None,
+                 predictor=None) -> None:
+        self.predictor = predictor or load_run(run_dir, batch_size=batch_size,
+                                               overrides=overrides)
+
+    def __call__(self, texts: list[str]) -> dict:
+        p = self.predictor.predict(texts)
+        return {"probs": p.probs.tolist(), "windows": p.windows.tolist(),
+                "logits": None if p.logits is None else p.logits.tolist()}
+
+
+def predict_chunked(predictor, run_dir: str | Path, texts: list[str], *, batch_size: int,
+                    overrides: list[str] | None, engine: Engine = local):
+    """``predictor.predict(texts)`` computed chunk by chunk where ``engine`` says (the local
+    engine reuses ``predictor``; Ray actors load their own): the same Prediction whatever
+    the engine, since the chunks are."""
+    import numpy as np
+
+    from landfall.inference.predictor import Prediction
+
+    work = {"run_dir": str(run_dir), "batch_size": batch_size,
+            "overrides": list(overrides or [])}
+    if engine is local:
+        work["predictor"] = predictor
+    chunks = ({"texts": texts[s : s + CHUNK]} for s in range(0, len(texts), CHUNK))
+    parts = list(engine(ChunkScorer, work, chunks))
+    k = len(predictor.labels)
+    probs = np.asarray([r for p in parts for r in p["probs"]], dtype=np.float32).reshape(-1, k)
+    windows = np.asarray([w for p in parts for w in p["windows"]], dtype=np.int64)
+    logits = None if any(p["logits"] is None for p in parts) else \
+        np.asarray([r for p in parts for r in p["logits"]], dtype=np.float32).reshape(-1, k)
+    return Prediction(probs, windows, predictor.labels, logits)
+
+
 def predict_file(
     run_dir: str | Path,
     input: str | Path,

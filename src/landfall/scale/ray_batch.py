@@ -4,9 +4,10 @@ scored by a pool of Ray actors, each holding the run's own chunk worker (one mod
 This is an engine in the sense of ``inference.chunks``: ``predict_file`` and
 ``generate_file`` still read the input, check it, fingerprint it, resume after the last
 complete row and write the file; Ray Data only carries the chunks to an actor pool
-(``map_batches`` with a callable class, ``concurrency`` actors) and brings the rows back in
-input order (``preserve_order``), streaming, so that a killed driver leaves a partial file
-that the next call resumes exactly as the single-process one does. The chunks are the
+(``map_batches`` with a callable class on an ``ActorPoolStrategy`` of ``actors``) and
+brings the rows back in input order (``preserve_order``), streaming, so that a killed
+driver leaves a partial file that the next call resumes exactly as the single-process one
+does. The chunks are the
 single-process ones, so every row is computed from the same batch and the output file is
 byte-identical.
 
@@ -18,6 +19,7 @@ installed and see the run directory and the input (a shared path).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -75,12 +77,14 @@ def ray_engine(*, address: str | None = None, actors: int = 2, threads: int = 1)
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = True
         ctx.enable_progress_bars = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # a line per execution
         items = [{"i": i, "chunk": json.dumps(c)} for i, c in enumerate(chunks)]
         if not items:
             return
         ds = ray.data.from_items(items, override_num_blocks=len(items))
         ds = ds.map_batches(_Actor, fn_constructor_args=(worker_cls, kwargs, threads),
-                            batch_size=1, concurrency=actors, num_cpus=threads)
+                            batch_size=1, num_cpus=threads,
+                            compute=ray.data.ActorPoolStrategy(size=actors))
         for expected, row in enumerate(ds.iter_rows()):
             if row["i"] != expected:  # preserve_order is what makes the file right
                 raise LandfallError(f"Ray returned chunk {row['i']} where {expected} was due")
