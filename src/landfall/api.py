@@ -20,6 +20,7 @@ from landfall.apps.assistant import config as _assistant_config  # noqa: F401  (
 from landfall.config import Config, build_config, load_config
 from landfall.errors import LandfallError
 from landfall.safety import config as _audit_config  # noqa: F401  (registers [audit])
+from landfall.scale import config as _ray_config  # noqa: F401  (registers [ray])
 
 
 def arg(default: Any, help: str, *, positional: bool = False, flag: str = "",
@@ -78,15 +79,30 @@ class TrainArgs:
     resume: Path | None = arg(None, "Continue the run in this directory from its last "
                                     "checkpoint (from Python also resume=True with output).")
     overrides: list[str] | None = arg(None, SET_HELP, flag="--set")
+    processes: int = arg(1, "Data-parallel processes on this machine (DDP through accelerate: "
+                            "gloo on CPU, NCCL on GPU, one per GPU); train.batch_size x "
+                            "train.grad_accum stays the global batch.")
+    nodes: str = arg("1", "Machines in all (or MIN:MAX); run the same command on each.")
+    rendezvous: str = arg("", "With --nodes > 1: HOST:PORT where the machines meet (torchrun's "
+                              "c10d rendezvous), the same on every machine.")
 
 
 def _train(a: TrainArgs, task: str | None = None) -> dict:
+    from landfall.scale.launch import launched, train_distributed
     from landfall.training.run import train as run
 
     resume = bool(a.resume)
     output = a.resume if isinstance(a.resume, str | Path) else a.output
     if output is None:
         raise LandfallError("give --output RUN_DIR (or --resume RUN_DIR)")
+    if (a.processes != 1 or str(a.nodes) != "1") and not launched():
+        cfg = a.cfg
+        overrides = [*(a.overrides or []), *([f"task.name={task}"] if task else [])]
+        if cfg is None and not resume:
+            raise LandfallError("a config is needed (or --resume RUN_DIR)")
+        return train_distributed(cfg, Path(output), resume=resume, overrides=overrides,
+                                 processes=a.processes, nodes=a.nodes,
+                                 rendezvous=a.rendezvous)
     cfg = _settle(a.cfg, a.overrides, resume, output)
     if task:
         cfg.task.name = task
@@ -144,20 +160,48 @@ class EvaluateArgs:
                                 "zero/few-shot.")
     overrides: list[str] | None = arg(None, "Classifier: change the long-text strategy, e.g. "
                                             "data.truncation=sliding.", flag="--set")
+    engine: str = arg("local", "Classifier: local or ray (the texts scored chunk by chunk by "
+                               "an actor pool; the same figures).")
+    address: str = arg("", "--engine ray: the cluster (auto, ray://HOST:10001); default: "
+                           "start Ray locally.")
+    actors: int = arg(2, "--engine ray: actors, one model each.")
+    threads: int = arg(1, "--engine ray: CPUs (torch threads) per actor.")
 
 
 def _evaluate(a: EvaluateArgs) -> dict:
     from landfall.inference.loading import run_task
 
     if run_task(a.run_dir).head == "generate":
+        if a.engine != "local":
+            raise LandfallError("evaluate --engine ray: generation runs are not supported "
+                                "yet; run `landfall generate --engine ray` and score locally")
         from landfall.reports.generation import evaluate_generation
 
         return evaluate_generation(a.run_dir, a.data, a.output, limit=a.limit,
                                    baselines=a.baselines)
     from landfall.reports.evaluate import evaluate as classifier
 
+    engine = None if a.engine == "local" else _engine(a.engine, a.address, a.actors, a.threads)
     return classifier(a.run_dir, a.data, a.output, text_field=a.text_field,
-                      label_field=a.label_field, batch_size=a.batch_size, overrides=a.overrides)
+                      label_field=a.label_field, batch_size=a.batch_size, overrides=a.overrides,
+                      engine=engine)
+
+
+ENGINE_HELP = ("local (this process) or ray (an actor pool of the run's model on Ray; "
+               "pip install 'landfall[ray]').")
+
+
+def _engine(engine: str, address: str, actors: int, threads: int):
+    """Where the chunks of predict/generate are computed (``inference.chunks``)."""
+    if engine == "local":
+        from landfall.inference.chunks import local
+
+        return local
+    if engine == "ray":
+        from landfall.scale.ray_batch import ray_engine
+
+        return ray_engine(address=address or None, actors=actors, threads=threads)
+    raise LandfallError(f"--engine {engine!r}: choose local or ray")
 
 
 @dataclass
@@ -169,13 +213,19 @@ class PredictArgs:
     batch_size: int = arg(64, "Sequences per forward pass.")
     overrides: list[str] | None = arg(None, "Change the long-text strategy, e.g. "
                                             "data.truncation=sliding.", flag="--set")
+    engine: str = arg("local", ENGINE_HELP)
+    address: str = arg("", "--engine ray: the cluster (auto, ray://HOST:10001); default: "
+                           "start Ray locally.")
+    actors: int = arg(2, "--engine ray: actors, one model each.")
+    threads: int = arg(1, "--engine ray: CPUs (torch threads) per actor.")
 
 
 def _predict(a: PredictArgs) -> dict:
     from landfall.inference.predict import predict_file
 
     return predict_file(a.run_dir, a.input, a.output, text_field=a.text_field,
-                        batch_size=a.batch_size, overrides=a.overrides)
+                        batch_size=a.batch_size, overrides=a.overrides,
+                        engine=_engine(a.engine, a.address, a.actors, a.threads))
 
 
 @dataclass
@@ -187,13 +237,19 @@ class GenerateArgs:
     overrides: list[str] | None = arg(None, "Generation settings, e.g. generate.do_sample=true "
                                             "generate.temperature=0.7 generate.stop='###'.",
                                       flag="--set")
+    engine: str = arg("local", ENGINE_HELP)
+    address: str = arg("", "--engine ray: the cluster (auto, ray://HOST:10001); default: "
+                           "start Ray locally.")
+    actors: int = arg(2, "--engine ray: actors, one model each.")
+    threads: int = arg(1, "--engine ray: CPUs (torch threads) per actor.")
 
 
 def _generate(a: GenerateArgs) -> dict:
     from landfall.inference.generate import generate_file
 
     return generate_file(a.run_dir, a.input, a.output, text_field=a.text_field,
-                         overrides=a.overrides)
+                         overrides=a.overrides,
+                         engine=_engine(a.engine, a.address, a.actors, a.threads))
 
 
 @dataclass
@@ -328,8 +384,12 @@ class ServeArgs:
     settings: dict | None = arg(None, "serve.* fields as a dict (Python callers).", cli=False)
     config: Path | None = arg(None, "TOML or YAML config file (its [serve] section).")
     overrides: list[str] | None = arg(None, "Override a serve field (serve.field=value) or the "
-                                            "long-text strategy (data.truncation=sliding...).",
+                                            "long-text strategy (data.truncation=sliding...); "
+                                            "with --engine ray also ray.field=value.",
                                       flag="--set")
+    engine: str = arg("local", "local (uvicorn, one process) or ray (the same app as a Ray "
+                               "Serve deployment; its [ray] section: replicas, autoscaling).")
+    replicas: int = arg(0, "--engine ray: replicas (default: ray.replicas).")
 
 
 def _serve(a: ServeArgs) -> None:
@@ -338,19 +398,44 @@ def _serve(a: ServeArgs) -> None:
 
     file = load_config(a.config).to_dict() if a.config else {}
     serve_fields = {**file.get("serve", {}), **(a.settings or {})}
-    own = [o for o in a.overrides or [] if o.strip().startswith("serve.")]
-    strategy = [o for o in a.overrides or [] if not o.strip().startswith("serve.")]
-    cfg = build_config({"serve": serve_fields}, own, source="serve").serve
+    own = [o for o in a.overrides or [] if o.strip().startswith(("serve.", "ray."))]
+    strategy = [o for o in a.overrides or [] if not o.strip().startswith(("serve.", "ray."))]
+    built = build_config({"serve": serve_fields, "ray": file.get("ray", {})}, own,
+                         source="serve")
+    cfg = built.serve
     if is_assistant(a.run_dir):  # the assistant app: its guard and redaction are its own
         from landfall.apps.assistant.service import serve_assistant
 
-        if strategy or cfg.guard:
-            raise LandfallError(f"{a.run_dir}: an assistant run takes its guard and settings "
-                                "from its own config ([guardrails], [members])")
+        if strategy or cfg.guard or a.engine != "local":
+            raise LandfallError(f"{a.run_dir}: an assistant run is served locally, with the "
+                                "guard and settings of its own config ([guardrails])")
         serve_safety(a.run_dir, cfg)  # --require-audit
         return serve_assistant(a.run_dir, cfg)
+    if a.engine == "ray":
+        import functools
+
+        from landfall.scale.ray_serve import run
+
+        ray_cfg = built.ray
+        if a.replicas:
+            ray_cfg.replicas = a.replicas
+        serve_safety(a.run_dir, cfg)  # refuse a failed audit here, before Ray starts
+        run(functools.partial(build_service_app, a.run_dir, cfg, strategy), ray_cfg,
+            host=cfg.host, port=cfg.port)
+        return
+    if a.engine != "local":
+        raise LandfallError(f"--engine {a.engine!r}: choose local or ray")
     guard, redactor, audit = serve_safety(a.run_dir, cfg)
     serve(a.run_dir, cfg, strategy, guard, redactor, audit)
+
+
+def build_service_app(run_dir: Path, cfg, strategy: list[str]):
+    """The service app ``serve`` runs (safety settings applied): what each Ray Serve replica
+    builds."""
+    from landfall.serving.app import create_app
+
+    guard, redactor, audit = serve_safety(run_dir, cfg)
+    return create_app(run_dir, cfg, strategy, guard, redactor, audit)
 
 
 def serve_safety(run_dir: Path, cfg) -> tuple[Any, Any, dict | None]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import os
 import sys
 import typing
 from pathlib import Path
@@ -51,6 +52,8 @@ def _fail(exc: BaseException) -> None:
 
 
 def _show_training(result: dict, a: Any) -> None:
+    if not result or os.environ.get("LANDFALL_WORKER"):  # a worker of a distributed run:
+        return  # its launcher (or, under plain torchrun, rank 0) reports
     m = result.get("validation") or {}
     run_dir = getattr(a, "resume", None) if isinstance(getattr(a, "resume", None), Path) \
         else getattr(a, "output", None)

@@ -85,10 +85,13 @@ def evaluate(
     label_field: str | None = None,
     batch_size: int = 64,
     overrides: list[str] | None = None,
+    engine: Any = None,
 ) -> dict:
     """Accuracy, macro-F1, per-class P/R, ECE and confusion of a run on a labelled file
     (plus in-scope accuracy and oos recall/precision when the run has an ``oos.json``).
-    ``overrides`` (e.g. ``data.truncation=sliding``) change the long-text strategy."""
+    ``overrides`` (e.g. ``data.truncation=sliding``) change the long-text strategy;
+    ``engine`` (``inference.chunks``: Ray's, ``landfall.scale.ray_batch``) scores the texts
+    chunk by chunk elsewhere, to the same figures."""
     run_dir = Path(run_dir)
     cfg = run_config(run_dir)
     tf = text_field or cfg.data.text_field
@@ -97,7 +100,14 @@ def evaluate(
     examples = read_examples(data, text_field=tf, label_field=lf,
                              label_names=cfg.data.names())
     y = encode_labels(examples, predictor.labels, label_field=lf)
-    pred = predictor.predict([e.text for e in examples], progress=True)
+    texts = [e.text for e in examples]
+    if engine is None:
+        pred = predictor.predict(texts, progress=True)
+    else:
+        from landfall.inference.predict import predict_chunked
+
+        pred = predict_chunked(predictor, run_dir, texts, batch_size=batch_size,
+                               overrides=overrides, engine=engine)
     metrics = compute_metrics(y, pred.probs, predictor.labels)
     out_dir = Path(output) if output else run_dir / f"eval-{Path(str(data)).name.split('.')[0]}"
     result = {"data": str(data), "run": str(run_dir), "metrics": metrics,

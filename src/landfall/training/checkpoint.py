@@ -6,7 +6,8 @@ safetensors and the scalar state (step, scheduler, RNG of Python) to JSON.
     checkpoints/step-000120/
         model.safetensors       every parameter and buffer
         optimizer.safetensors   AdamW moments, keyed "<param index>.<name>"
-        rng.safetensors         torch CPU (and CUDA) generator states
+        rng.safetensors         torch CPU (and CUDA) generator states; a distributed run's
+                                every rank's ("torch.rank1", "cuda.rank1"...)
         state.json              progress, scheduler, optimizer hyper-parameters, early stopping
     checkpoints/latest          name of the newest complete checkpoint
 """
@@ -74,7 +75,10 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     progress: Progress,
+    rank_rng: list[dict[str, torch.Tensor]] | None = None,
 ) -> Path:
+    """Write a checkpoint; ``rank_rng`` is every rank's ``distributed.rng_state()`` (a
+    distributed run, written by rank 0)."""
     root = Path(run_dir) / CHECKPOINTS
     name = f"step-{progress.step:07d}"
 
@@ -86,6 +90,8 @@ def save_checkpoint(
         if torch.cuda.is_available():
             for i, s in enumerate(torch.cuda.get_rng_state_all()):
                 rng[f"cuda.{i}"] = s
+        for r, states in enumerate(rank_rng or []):
+            rng.update({f"{k}.rank{r}": v for k, v in states.items()})
         save_file(rng, str(tmp / "rng.safetensors"))
         state = {
             "progress": asdict(progress),
@@ -131,30 +137,41 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 def load_checkpoint(
-    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any
+    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+    *, rank: int = 0,
 ) -> Progress:
-    """Restore model, optimizer, scheduler and RNG state; return the progress record."""
+    """Restore model, optimizer, scheduler and RNG state (rank ``rank``'s of a distributed
+    run; a rank the checkpoint has none for, as after a resume on more processes, takes
+    rank 0's); return the progress record."""
     try:
-        return _load(path, model, optimizer, scheduler)
+        return _load(path, model, optimizer, scheduler, rank)
     except (OSError, ValueError, KeyError, RuntimeError, TypeError, SafetensorError) as exc:
         raise LandfallError(
             f"{path}: cannot restore this checkpoint ({type(exc).__name__}: {exc})"
         ) from None
 
 
-def _load(path: Path, model: torch.nn.Module, optimizer, scheduler) -> Progress:
+def _load(path: Path, model: torch.nn.Module, optimizer, scheduler, rank: int) -> Progress:
     state = json.loads((path / "state.json").read_text())
     load_model(model, str(path / "model.safetensors"), device=str(_device(model)))
     tensors = load_file(str(path / "optimizer.safetensors"), device=str(_device(model)))
     _load_optimizer(optimizer, tensors, state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     rng = load_file(str(path / "rng.safetensors"))
-    torch.set_rng_state(rng["torch"])
-    cuda = [rng[k] for k in sorted(k for k in rng if k.startswith("cuda."))]
+    own = f"torch.rank{rank}" if f"torch.rank{rank}" in rng else "torch.rank0"
+    torch.set_rng_state(rng[own] if own in rng else rng["torch"])
+    if f"cuda.rank{rank}" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state(rng[f"cuda.rank{rank}"])
+        return Progress(**_restore_python(state))
+    cuda = [rng[k] for k in sorted(k for k in rng if k.startswith("cuda.") and ".rank" not in k)]
     if cuda and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(cuda)
+    return Progress(**_restore_python(state))
+
+
+def _restore_python(state: dict) -> dict:
     random.setstate(_to_tuple(state["python_random"]))
-    return Progress(**state["progress"])
+    return state["progress"]
 
 
 def _device(model: torch.nn.Module) -> torch.device:

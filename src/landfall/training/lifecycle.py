@@ -17,6 +17,7 @@ from landfall.errors import LandfallError
 from landfall.inference.loading import run_config
 from landfall.inference.precision import bf16_native, why_not_bf16
 from landfall.training.checkpoint import latest_checkpoint
+from landfall.training.distributed import is_main
 from landfall.training.loop import FitResult, seed_everything
 
 
@@ -86,7 +87,8 @@ def start_run(cfg: Config | None, output: str | Path, resume: bool) -> tuple[Con
         torch.backends.cudnn.benchmark = False
     seed_everything(cfg.train.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
-    runs.clean_stale(run_dir)
+    if is_main():  # another rank's clean-up would delete rank 0's temporary files
+        runs.clean_stale(run_dir)
     return cfg, run_dir
 
 

@@ -20,6 +20,7 @@ from landfall import runs
 from landfall.config import Config
 from landfall.tasks import Task, TrainContext, get_task
 from landfall.training.adapters import parameter_counts, wrap
+from landfall.training.distributed import World, is_main, sharded_predictor
 from landfall.training.lifecycle import (
     best_saver,
     finish_run,
@@ -31,12 +32,13 @@ from landfall.training.lifecycle import (
 from landfall.training.loop import fit, seed_everything
 
 
-def _make_predictor(device, bf16: bool):
+def _make_predictor(device, bf16: bool, world: World):
     def make(model, tokenizer, labels, spec, *, batch_size: int):
         from landfall.inference.predictor import Predictor
 
-        return Predictor(model, tokenizer, labels, spec, batch_size=batch_size, device=device,
-                         bf16=bf16)
+        cls = sharded_predictor(Predictor, world)  # validation split across the ranks
+        return cls(model, tokenizer, labels, spec, batch_size=batch_size, device=device,
+                   bf16=bf16)
 
     return make
 
@@ -49,7 +51,8 @@ def train(cfg: Config | None, output: str | Path, *, resume: bool = False) -> di
     t_start = time.perf_counter()
     tokenizer = task.load_tokenizer(cfg)
     data = task.prepare(cfg, tokenizer)
-    write_config(run_dir, cfg)
+    if is_main():  # of a distributed run, rank 0 alone writes the run directory
+        write_config(run_dir, cfg)
     seed_everything(cfg.train.seed)
     model = task.build_model(cfg, data, tokenizer)
     model = wrap(model, cfg.peft, task.peft_task_type)
@@ -66,23 +69,30 @@ def run_training(cfg: Config, run_dir: Path, task: Task, model, tokenizer, data:
                  t_start: float | None = None) -> dict:
     """Place ``model``, fit it with the objective ``make_objective(ctx)`` builds, keep the best,
     then evaluate and report as the task's head says. ``train=False`` saves ``model`` as it
-    is and only evaluates it."""
+    is and only evaluates it.
+
+    Run by every process of a distributed run (``landfall.scale.launch``): all of them train,
+    rank 0 alone writes; the others return ``{}`` after training."""
     t_start = time.perf_counter() if t_start is None else t_start
     accelerator = make_accelerator(cfg.train.precision)
     model.to(accelerator.device)
+    world = World.of(accelerator)
     ctx = TrainContext(accelerator.device, accelerator.mixed_precision == "bf16",
                        _make_predictor(accelerator.device,
-                                       accelerator.mixed_precision == "bf16"))
+                                       accelerator.mixed_precision == "bf16", world))
     save_best = best_saver(run_dir, model, tokenizer, accelerator)
-    summary = {"peft": cfg.peft.method, **parameter_counts(model), **(extra or {})}
+    summary = {"peft": cfg.peft.method, **parameter_counts(model), **(extra or {}),
+               **({"processes": world.size} if world.size > 1 else {})}
     objective = make_objective(ctx)
     if train:
         result = fit(model=model, objective=objective, cfg=cfg.train, run_dir=run_dir,
                      save_best=save_best, accelerator=accelerator, resume=resume)
         summary.update(fit_summary(result, t_start))
-    else:
+    elif world.main:
         save_best()
     summary.update(ctx.extras)
+    if not world.main:
+        return {}
     if accelerator.device.type == "cuda":  # the final evaluation reloads the best model
         model.to("cpu")
         torch.cuda.empty_cache()
