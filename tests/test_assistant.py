@@ -345,7 +345,8 @@ def test_the_service_answers_openai_chat_completions_with_routes(built):
         assert "landfall_assistant_replies_total{route=" in metrics
         page = c.get("/")
         assert page.status_code == 200 and "textContent" in page.text
-        assert "default-src 'self'" in page.headers["content-security-policy"]
+        csp = page.headers["content-security-policy"]
+        assert "default-src 'self'" in csp and "unsafe-inline" not in csp.split("style-src")[0]
         bad = c.post("/v1/chat/completions", json={"messages": []})
         assert bad.status_code == 422
 
@@ -374,8 +375,9 @@ def test_a_harmful_answer_is_never_streamed_only_refused(built, tmp_path):
         assert events[-2]["landfall"]["route"] == "refuse"
 
 
-def test_the_api_key_guards_the_assistant(built):
-    with _client(built, api_key="s3cret") as c:
+def test_the_api_key_guards_the_assistant(built, monkeypatch):
+    monkeypatch.setenv("LANDFALL_TEST_KEY", "s3cret")
+    with _client(built, api_key_env="LANDFALL_TEST_KEY") as c:
         wait_ready(c, timeout=120)
         body = {"messages": [{"role": "user", "content": "track my order"}]}
         assert c.post("/v1/chat/completions", json=body).status_code == 401
@@ -497,22 +499,20 @@ def test_the_chat_page_streams_an_answer_and_shows_markup_as_text(built, tmp_pat
             page.goto(server.url + "/")
             page.fill("#text", "I need to cancel my order 00123842")
             page.click("#send")
-            page.wait_for_selector(".msg.bot [data-route]", timeout=60_000)
-            page.wait_for_function("!document.querySelector('#send').disabled",
-                                   timeout=60_000)
+            page.locator(".msg.bot [data-route]").first.wait_for(timeout=60_000)
+            page.locator("#send:enabled").wait_for(timeout=60_000)
             answer = page.text_content(".msg.bot .answer")
             route = page.get_attribute(".msg.bot [data-route]", "data-route")
             assert answer.strip() and route in ("template", "generate", "handoff", "refuse")
             hostile = '<img src=x onerror="window.__pwned = 1"><b>bold</b>'
             page.fill("#text", hostile)
             page.click("#send")
-            page.wait_for_function("document.querySelectorAll('.msg.bot [data-route]')"
-                                   ".length == 2", timeout=60_000)
+            page.locator(".msg.bot [data-route]").nth(1).wait_for(timeout=60_000)
             users = page.locator(".msg.user").all_text_contents()
             assert users[-1] == hostile  # shown as text
             assert page.locator("#log img").count() == 0
             assert page.locator("#log b").count() == 0
-            assert page.evaluate("window.__pwned") is None
+            assert page.evaluate("() => window.__pwned") is None
             shot = os.environ.get("LANDFALL_SCREENSHOT")
             page.screenshot(path=shot or str(tmp_path / "chat.png"), full_page=True)
             browser.close()

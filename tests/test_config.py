@@ -79,3 +79,14 @@ def test_layer_lr_decay_groups(tiny_model):
     assert any(emb is p for g in groups if g["lr"] == 1.25e-4 for p in g["params"])
     total = sum(p.numel() for p in model.parameters())
     assert sum(by_lr.values()) == total
+
+
+def test_a_run_written_before_a_field_was_renamed_still_loads():
+    """Runs trained before `serve.guard_labels` became `serve.harmful_classes` carry the old
+    name in their landfall.toml: it is read as the new one."""
+    from landfall.config import build_config
+
+    cfg = build_config({"serve": {"guard_labels": "hate_speech"},
+                        "audit": {"guard_labels": "hate_speech"}})
+    assert cfg.serve.harmful_classes == "hate_speech"
+    assert cfg.audit.harmful_classes == "hate_speech"

@@ -445,7 +445,13 @@ def _check_bounds(value: Any, meta: Any, where: str) -> None:
             raise ConfigError(f"{where}: must be {sign} {meta[key]}, got {value}")
 
 
+# fields renamed since a release: runs written before keep loading (old name -> new name)
+RENAMED = {("serve", "guard_labels"): "harmful_classes",
+           ("audit", "guard_labels"): "harmful_classes"}
+
+
 def _apply(cfg: Config, section: str, key: str, value: Any, where: str) -> None:
+    key = RENAMED.get((section, key), key)
     known = sections()
     if section not in known or section == "task_sections":
         raise ConfigError(f"{where}: unknown section '{section}' (known: {', '.join(known)})")

@@ -107,19 +107,22 @@ def evaluate(run_dir: str | Path, data: str | Path, output: str | Path, *, limit
         rows = sample_stratified(rows, limit, a.cfg.assistant.seed)
     output = Path(output)
     replies, per_route = [], {r: [] for r in ROUTES}
-    for row in progress_bar(rows, desc="assistant", unit="row"):
+    bar = progress_bar(total=len(rows), desc="assistant", unit="row")
+    for row in rows:
         reply = a.respond(row.request)  # each row its own conversation
-        replies.append({"request": row.request, "intent": row.intent, "reference":
-                        row.response, "answer": reply.text, "latency_s": reply.latency_s,
-                        **reply.to_json()})
+        bar.update(1)
+        replies.append({"request": row.request, "expected_intent": row.intent,
+                        "reference": row.response, "answer": reply.text,
+                        "latency_s": reply.latency_s, **reply.to_json()})
         per_route[reply.decision.route].append(reply.latency_s)
+    bar.close()
     scored = [i for i, r in enumerate(rows) if r.response.strip() and
               r.intent not in (D.OOS, D.HARMFUL)]
     refs = [rows[i].response for i in scored]
-    oos = [x for x in replies if x["intent"] == D.OOS]
-    harmful = [x for x in replies if x["intent"] == D.HARMFUL]
-    inscope = [x for x in replies if x["intent"] not in (D.OOS, D.HARMFUL)]
-    known = [x for x in inscope if x["intent"] in a.intents]
+    oos = [x for x in replies if x["expected_intent"] == D.OOS]
+    harmful = [x for x in replies if x["expected_intent"] == D.HARMFUL]
+    inscope = [x for x in replies if x["expected_intent"] not in (D.OOS, D.HARMFUL)]
+    known = [x for x in inscope if x["expected_intent"] in a.intents]
     share = lambda xs, route: (round(sum(x["route"] == route for x in xs) / len(xs), 4)  # noqa: E731
                                if xs else None)
     assistant_q = _quality([replies[i]["answer"] for i in scored], refs, a.embedder)
@@ -134,9 +137,9 @@ def evaluate(run_dir: str | Path, data: str | Path, output: str | Path, *, limit
                               / len(oos), 4) if oos else None),
         "refusal_rate": {"harmful": share(harmful, "refuse"),
                          "in_scope": share(inscope, "refuse")},
-        "intent_accuracy": (round(sum(x["intent"] == r["intent"] for x, r in zip(
-            [x for x in replies if x in known], known, strict=True)) / len(known), 4)
-            if known else None),
+        # the classifier's intent (a refused message is never classified: it counts as wrong)
+        "intent_accuracy": (round(sum(x["intent"] == x["expected_intent"] for x in known)
+                                  / len(known), 4) if known else None),
         "latency": {"all": _lat([x["latency_s"] for x in replies]),
                     **{r: _lat(v) for r, v in per_route.items()}},
         "slots_left": sum(len(x["slots_left"]) for x in replies),
