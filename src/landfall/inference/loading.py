@@ -106,13 +106,17 @@ def run_task(run_dir: str | Path) -> Task:
     return get_task(run_config(run_dir).task.name)
 
 
-def load_generation_run(run_dir: str | Path, *, device: str | None = None):
-    """A Generator for a causal-LM run (full fine-tune or adapter); refuses other tasks."""
+def load_generation_run(run_dir: str | Path, *, device: str | None = None, threads: int = 0):
+    """A Generator for a causal-LM run (full fine-tune, adapter, bf16 or int8 variant; a GGUF
+    variant gets llama.cpp's, ``inference.llama_backend``); refuses other tasks."""
     from landfall.inference.generator import load_generator
+    from landfall.inference.llama_backend import is_gguf_dir, load_llama_generator
 
     cfg = run_config(run_dir)
     get_task(cfg.task.name).require("generate", str(run_dir))
     path = model_dir(run_dir)
+    if is_gguf_dir(path):
+        return load_llama_generator(path, cfg.chat, threads=threads)
     base = resolve_model(cfg.model.name) if is_adapter_dir(path) else None
     return load_generator(path, base, cfg.chat, device)
 

@@ -144,27 +144,30 @@ def plot_reliability(
 
 
 def plot_pareto(rows: Sequence[dict[str, Any]], out_png: str | Path, *, chosen: str = "",
-                floor: float | None = None) -> Path:
-    """Accuracy against batch-1 latency of compression candidates; the Pareto front (no
-    other candidate both faster and more accurate) joined by a line, ``floor`` (the lowest
-    accuracy the budget allows) dashed."""
-    pts = [(r["latency_ms_b1"], 100 * r["accuracy"], r["method"]) for r in rows]
+                floor: float | None = None, x: str = "latency_ms_b1", y: str = "accuracy",
+                x_label: str = "latency at batch 1 (ms, median)", y_label: str = "accuracy (%)",
+                higher_x: bool = False) -> Path:
+    """Quality (``y``, default accuracy) against speed (``x``, default batch-1 latency) of
+    compression candidates; the Pareto front (no other candidate both better on ``x`` (lower,
+    or higher with ``higher_x``) and on ``y``) joined by a line, ``floor`` (the lowest
+    quality the budget allows) dashed."""
+    pts = [(r[x], 100 * r[y], r["method"]) for r in rows]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for lat, acc, name in pts:
         ax.scatter(lat, acc, s=60 if name == chosen else 30,
                    color="tab:red" if name == chosen else "tab:blue", zorder=3)
         ax.annotate(name, (lat, acc), textcoords="offset points", xytext=(5, 4), fontsize=8)
     front, best = [], -np.inf
-    for lat, acc, _ in sorted(pts):
+    for lat, acc, _ in sorted(pts, key=lambda p: -p[0] if higher_x else p[0]):
         if acc > best:
             front.append((lat, acc))
             best = acc
     ax.plot([p[0] for p in front], [p[1] for p in front], color="tab:gray", lw=1, zorder=2,
             label="Pareto front")
     if floor is not None:
-        ax.axhline(100 * floor, color="tab:red", ls="--", lw=1, label="accuracy budget")
-    ax.set_xlabel("latency at batch 1 (ms, median)")
-    ax.set_ylabel("accuracy (%)")
+        ax.axhline(100 * floor, color="tab:red", ls="--", lw=1, label="quality budget")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
     ax.set_title("Compression candidates" + (f" (chosen: {chosen})" if chosen else ""))
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)

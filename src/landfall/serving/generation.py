@@ -157,8 +157,9 @@ class GenerationEngine(Loader):
         from transformers import GenerationConfig
         from transformers.generation.configuration_utils import ContinuousBatchingConfig
 
-        from landfall.inference.loading import load_generation_run, run_config
+        from landfall.inference.loading import load_generation_run, model_dir, run_config
         from landfall.inference.precision import bf16_native, why_not_bf16
+        from landfall.inference.torch_int8 import is_torch_int8
 
         if self.cfg.threads:
             torch.set_num_threads(self.cfg.threads)
@@ -168,11 +169,17 @@ class GenerationEngine(Loader):
             model = model.merge_and_unload()
         device = next(model.parameters()).device
         native = bf16_native(device)
-        if self.cfg.precision == "bf16" and not native:
-            raise ValueError(f"serve.precision=bf16: {why_not_bf16(device)}")
-        bf16 = self.cfg.precision == "bf16" or (self.cfg.precision == "auto" and native)
+        int8 = is_torch_int8(model_dir(self.run_dir))
+        if self.cfg.precision == "bf16" and (int8 or not native):
+            raise ValueError("serve.precision=bf16: " + (
+                "a torch-int8 run computes in int8/fp32" if int8 else why_not_bf16(device)))
+        bf16 = not int8 and (self.cfg.precision == "bf16"
+                             or (self.cfg.precision == "auto" and native))
         model = model.to(torch.bfloat16 if bf16 else torch.float32).eval()
-        self.backend = f"torch-{'bf16' if bf16 else 'fp32'}, continuous batching"
+        precision = "int8 (dynamic, Linear)" if int8 else "bf16" if bf16 else "fp32"
+        why = "" if int8 or self.cfg.precision != "auto" else (
+            ": bf16 is native on this CPU" if bf16 else f": {why_not_bf16(device)}")
+        self.backend = f"torch-{precision}{why}, continuous batching"
         self.generator, self.tokenizer = gen, gen.tokenizer
         self.stop_ids, self.eos = set(gen.stop_ids), sorted(gen.stop_ids)
         self.defaults = run_config(self.run_dir).generate

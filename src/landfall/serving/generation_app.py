@@ -28,7 +28,8 @@ from starlette.concurrency import run_in_threadpool
 
 from landfall.config import ServeConfig
 from landfall.errors import LandfallError
-from landfall.serving.generation import GenerationEngine, Stream
+from landfall.serving.generation import Stream
+from landfall.serving.generation_llama import make_engine
 from landfall.serving.generation_requests import (
     ChatRequest,
     GenerateRequest,
@@ -73,7 +74,7 @@ def create_generation_app(run_dir: str | Path, cfg: ServeConfig | None = None,
     run_dir = Path(run_dir)
     key = api_key(cfg)
     metrics = Metrics()
-    engine = GenerationEngine(run_dir, cfg, metrics)
+    engine = make_engine(run_dir, cfg, metrics)  # llama.cpp for a GGUF run, else torch
 
     async def housekeeping() -> None:
         """Every second: forget cancelled streams' handlers and release abandoned streams;
