@@ -90,8 +90,9 @@ class RoutingSection:
                                    ge=-1.0, le=1.0)
     oos_threshold: float = _f(-1.0, "Out-of-scope probability at or above which the request "
                               "is handed off (-1 = chosen by build).", ge=-1.0, le=1.0)
-    target_template_precision: float = _f(0.97, "build: the lowest template threshold whose "
-                                          "routed tuning rows are this accurate.", gt=0.0,
+    target_template_precision: float = _f(0.99, "build: the lowest template threshold whose "
+                                          "routed tuning rows are this accurate (new "
+                                          "questions among them count as wrong).", gt=0.0,
                                           le=1.0)
     target_inscope_handoff: float = _f(0.02, "build: the oos threshold hands off at most this "
                                        "share of in-scope tuning rows.", ge=0.0, lt=1.0)

@@ -3,7 +3,9 @@ validation rows) and recorded in the manifest with the figures they gave there.
 
 * ``template``: the lowest intent probability at which the routed tuning rows are classified
   at least ``routing.target_template_precision`` right (a template answers only when the
-  intent is almost surely right);
+  intent is almost surely right). Every tuning row counts, those of intents the classifier
+  does not know too (``assistant.holdout_intents``: new questions, which no template may
+  answer);
 * ``oos`` and ``kb_cosine``: a request is handed off as out of scope when its ``out_of_scope``
   probability reaches ``oos`` and no knowledge-base passage reaches cosine ``kb_cosine``;
   the pair that hands off the most out-of-domain tuning texts while handing off at most
@@ -52,9 +54,9 @@ def choose_thresholds(run_dir: Path, cfg: Config, tune_rows, ood_tune: list[str]
     from landfall.apps.assistant.assistant import Assistant
 
     a = Assistant(run_dir, generator=False, fill_profile=False)
-    known = [r for r in tune_rows if r.intent in a.intents]
-    best, score, _ = a.classify([r.request for r in known])
-    correct = np.array([a.labels[int(b)] == r.intent for b, r in zip(best, known, strict=True)])
+    best, score, _ = a.classify([r.request for r in tune_rows])
+    correct = np.array([a.labels[int(b)] == r.intent
+                        for b, r in zip(best, tune_rows, strict=True)])
     r = cfg.routing
     t_tpl = (r.template_threshold if r.template_threshold >= 0 else
              template_threshold(score, correct, r.target_template_precision))
