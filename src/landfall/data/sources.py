@@ -12,6 +12,8 @@ from landfall.hub import cache_dir
 from landfall.runs import atomic_path
 
 IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
+BANKING77_URL = ("https://raw.githubusercontent.com/PolyAI-LDN/task-specific-datasets/master/"
+                 "banking_data/train.csv")
 
 
 def imdb_train() -> str:
@@ -43,3 +45,26 @@ def _download_imdb(target: Path) -> None:
             f"IMDb download from {IMDB_URL} failed ({exc}); set LANDFALL_DATA to a folder "
             "holding imdb/train.jsonl.gz"
         ) from None
+
+
+def banking77_train() -> str:
+    """BANKING77's training queries (columns ``text,category``):
+    ``$LANDFALL_DATA/banking77/train.csv`` if set, else the authors' CSV, downloaded once into
+    the cache."""
+    root = os.environ.get("LANDFALL_DATA")
+    if root:
+        path = Path(root) / "banking77" / "train.csv"
+        if not path.exists():
+            raise LandfallError(f"{path}: not found (LANDFALL_DATA={root})")
+        return str(path)
+    target = cache_dir() / "data" / "banking77" / "train.csv"
+    if not target.exists():
+        try:
+            with atomic_path(target) as tmp:
+                urllib.request.urlretrieve(BANKING77_URL, tmp)  # noqa: S310  # fixed https URL  # nosec B310
+        except OSError as exc:
+            raise LandfallError(
+                f"BANKING77 download from {BANKING77_URL} failed ({exc}); set LANDFALL_DATA to "
+                "a folder holding banking77/train.csv"
+            ) from None
+    return str(target)
