@@ -186,3 +186,16 @@ def test_the_evaluation_counts_wrong_actions_executed(tmp_path):
     eps = [json.loads(x) for x in (tmp_path / "out" / "episodes.jsonl").read_text().split("\n")
            if x]
     assert [e["wrong_action"] for e in eps] == [False, True, False]
+
+
+def test_the_everyday_hand_written_set_is_kept_out_of_training():
+    from pathlib import Path
+
+    from landfall.embody.evaluate import read_commands
+    from landfall.tasks.command_parser.data import EVAL_SEED
+
+    rows = read_commands(Path(__file__).parent.parent / "bench" / "babyai" /
+                         "handwritten_everyday.jsonl")
+    assert len(rows) >= 100 and all(r["seed"] >= EVAL_SEED for r in rows)
+    text = " ".join(r["command"].lower() for r in rows)
+    assert not any(w in text for w in ("snatch", "adjacent", "sphere", "crate"))
