@@ -27,11 +27,11 @@ A_THEN_B = [
     "{B} . before that , {A}", "before you {B} , {A}", "after you {A} , {B}",
     "once you {A} , {B}", "as soon as you {A} , {B}", "when you {A} , {B}",
     "{A} before you do anything else , then {B}", "{A} , and only then {B}",
-    "{B} , but before that {A}", "{A} . once you have done that , {B}",
+    "{B} , but before that {A}", "{A} . once you have done that , {B}", "{A} . next , {B}",
 ]
 CONNECTOR_TAGS = ["O", "J-before", "J-after", "J-pre-before", "J-pre-after", "J-and"]
 CONNECTOR_WORDS = {"then", "after", "afterwards", "when", "once", "before", "first", "soon",
-                   "that", "done", "finished", "and"}
+                   "that", "done", "finished", "and", "next"}
 
 
 def _render(template: str, connector_tags: dict[str, str], comma: str):

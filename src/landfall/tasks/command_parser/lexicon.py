@@ -56,6 +56,7 @@ def decode(words: list[str], tags: list[str]) -> Plan:
 # in reverse, silently; the people's phrases for it are a small closed class, read here
 # exactly. Words outside it keep the tagger's tags.
 FORWARD = {"then", "afterwards", "afterward", "later", "subsequently"}  # A <w> B: A first
+# ("next" too, when it is not "next to")
 CONDITION = {"after", "once", "when", "whenever"}  # B <w> you A / <w> you A, B: A first
 ANAPHORS = {"that", "this", "which", "done", "finished", "complete", "completed", "it",
             "over", "ready"}  # "after that", "when you're done": the clause before is first
@@ -91,6 +92,9 @@ def read_connectors(words: list[str], tags: list[str]) -> list[str]:
                 tags[i] = "J-and"
             i += 1
             continue
+        if w == "next" and words[i + 1:i + 2] != ["to"] and tags[i] != "NEXT" or (
+                w == "next" and i + 1 < n and words[i + 1] == ","):
+            w = "then"  # "A. Next, B" (not "next to")
         if w in FORWARD:
             tags[i] = "J-before" if any(_is_content(t) for t in tags[:i]) else "O"
             i += 1
@@ -128,9 +132,6 @@ def read_connectors(words: list[str], tags: list[str]) -> list[str]:
                 comma = next((k for k in range(j, n) if words[k] == ","), None)  # next comma
                 if comma is not None:
                     tags[comma] = "SEP"
-        for k in range(i + 1, j):
-            if words[k] == "," and tags[i].startswith("J-pre"):
-                tags[k] = "SEP"
         i = j
     # a comma is a separator only after a sentence-initial condition
     pre = any(t.startswith("J-pre") for t in tags)
