@@ -44,7 +44,9 @@ LEVELS = ["BabyAI-GoToLocal-v0", "BabyAI-PickupLoc-v0", "BabyAI-PutNextLocal-v0"
 PAIRS = "red ball,green key,blue box,purple door"  # = the preset's command_parser.heldout_pairs
 SPLITS = {"unseen_pairs": DATA / "unseen_pairs.jsonl",
           "unseen_compositions": DATA / "unseen_compositions.jsonl",
-          "handwritten": DATA / "handwritten.jsonl", "shield": DATA / "shield.jsonl"}
+          "handwritten": DATA / "handwritten.jsonl",
+          "handwritten_everyday": DATA / "handwritten_everyday.jsonl",
+          "shield": DATA / "shield.jsonl"}
 
 
 def build_splits(n_pairs: int = 150, n_comp: int = 100) -> None:
@@ -124,7 +126,8 @@ def evaluate(systems: list[str], episodes: int, splits: list[str]) -> None:
             extra = (f" shield P {res['shield']['precision']:.3f} R "
                      f"{res['shield']['recall']:.3f}" if "shield" in res else "")
             print(f"{label} {split}: success {res['success_rate']:.4f} exact "
-                  f"{res['parse_exact_match']:.4f}{extra}", flush=True)
+                  f"{res['parse_exact_match']:.4f} refused {res['refused']} wrong actions "
+                  f"executed {res['wrong_actions']}{extra}", flush=True)
 
 
 def latency(system: str, n: int = 50) -> None:

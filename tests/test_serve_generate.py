@@ -361,3 +361,51 @@ def test_sigterm_lets_the_streams_in_flight_finish(gen_run):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def _tokens_generated(app) -> float:
+    return app.state.metrics.generated._value.get()
+
+
+@pytest.mark.parametrize("path,body", [
+    ("/v1/generate", {"prompt": REQUESTS[3]}),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": REQUESTS[3]}]}),
+])
+def test_a_non_streamed_request_whose_client_left_is_cancelled(gen_run, path, body):
+    """Issue 24: a client that disconnects from a non-streamed request frees its slot within
+    a decoding step or so, instead of decoding on until max_tokens or the deadline."""
+    app = create_app(gen_run, _serve_cfg(max_new_tokens=900, max_kv_mb=32))
+    server, thread, url = _uvicorn(app)
+    engine = app.state.engine
+    try:
+        t = time.time()
+        while not engine.ready.is_set():
+            assert time.time() - t < 120 and engine.error is None, engine.error
+            time.sleep(0.05)
+        payload = json.dumps({**body, "max_tokens": 900, "max_new_tokens": 900,
+                              "temperature": 0}
+                             if path.endswith("completions") else
+                             {**body, "max_new_tokens": 900}).encode()
+        port = int(url.rsplit(":", 1)[1])
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
+        t = time.time()
+        while not engine.streams or next(iter(engine.streams.values())).tokens < 5:
+            assert time.time() - t < 30, "the request never started decoding"
+            time.sleep(0.005)
+        stream = next(iter(engine.streams.values()))
+        sock.close()  # the client leaves mid-request, before any byte of the answer
+        at_close = _tokens_generated(app)
+        t = time.time()
+        while engine.streams or engine.held_requests():
+            assert time.time() - t < 5, (stream.tokens, stream.finish)
+            time.sleep(0.005)
+        assert stream.finish is None and stream.tokens < 900  # cut short, not finished
+        # within a decoding step or two of the disconnect (outputs already in flight)
+        assert _tokens_generated(app) - at_close <= 3
+        metrics = httpx.get(f"{url}/metrics").text
+        assert 'landfall_streams_finished_total{reason="cancelled"} 1.0' in metrics
+    finally:
+        server.should_exit = True
+        thread.join(30)

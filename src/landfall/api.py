@@ -670,6 +670,9 @@ class EmbodyEvalArgs:
                                       "shield).")
     policy: str = arg("", _POLICY_HELP)
     overrides: list[str] | None = arg(None, "Shield fields (shield.*).", flag="--set")
+    min_confidence: float | None = arg(None, "Refuse a parse when the tagger is less sure "
+                                             "than this of any word's tag (default: the "
+                                             "run's command_parser.min_confidence).")
 
 
 def _embody_eval(a: EmbodyEvalArgs) -> dict:
@@ -679,7 +682,8 @@ def _embody_eval(a: EmbodyEvalArgs) -> dict:
     if bool(a.levels) == bool(a.commands):
         raise LandfallError("give either --levels (the environments' own missions) or "
                             "--commands FILE")
-    parser, shield = load_system(a.run_dir), _shield(a.policy, a.overrides)
+    parser = load_system(a.run_dir, min_confidence=a.min_confidence)
+    shield = _shield(a.policy, a.overrides)
     if a.commands:
         return evaluate_commands(parser, a.commands, a.output, shield=shield)
     levels = [x.strip() for x in a.levels.split(",") if x.strip()]

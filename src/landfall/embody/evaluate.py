@@ -21,7 +21,7 @@ from landfall.embody.shield import Shield, parse_policy
 from landfall.embody.world import make_env, reset
 from landfall.errors import LandfallError
 from landfall.tasks.command_parser.data import EVAL_SEED
-from landfall.tasks.command_parser.grammar import from_instr
+from landfall.tasks.command_parser.grammar import from_instr, intent
 
 
 def _judge(env, level: str, seed: int, result, shield: Shield, cache: dict | None,
@@ -70,10 +70,17 @@ def _records(parser, envs: dict, items: list[dict], shields: list[Shield],
                "parse_exact": bool(result.plan is not None
                                    and result.plan.key() == item["gold"].key()),
                "parse_s": per}
+        rec["intent_match"] = bool(result.plan is not None
+                                   and intent(result.plan) == intent(item["gold"]))
+        if getattr(result, "error", ""):
+            rec["parse_error"] = result.error
         judged = _judge(envs[item["level"]], item["level"], item["seed"], result, shield, cache)
         if judged.get("first_action_s") is not None and not judged.get("cached"):
             judged["first_action_s"] += per  # parsing was batched: its share per command
         rec.update(judged)
+        # a wrong action executed: the agent moved on a plan that is not what was asked
+        # (the command's intent = the world's own mission), whatever the world then said
+        rec["wrong_action"] = bool(not rec["refused"] and not rec["intent_match"])
         for extra in ("expect", "kind", "policy"):
             if extra in item:
                 rec[extra] = item[extra]
@@ -97,6 +104,11 @@ def _summary(records: list[dict], key: str = "level") -> dict:
                 "success_rate": sum(r["success"] for r in rs) / max(1, len(rs)),
                 "parse_exact_match": sum(r["parse_exact"] for r in rs) / max(1, len(rs)),
                 "refused": sum(r["refused"] for r in rs),
+                "executed": sum(not r["refused"] for r in rs),
+                # executed plans that are not the command's intent (goal: 0)
+                "wrong_actions": sum(r.get("wrong_action", False) for r in rs),
+                "wrong_actions_world_failed": sum(r.get("wrong_action", False)
+                                                  and not r["success"] for r in rs),
                 "first_action_s_median": statistics.median(lat) if lat else None,
                 "parse_s_median": statistics.median(r["parse_s"] for r in rs) if rs else None}
 

@@ -7,9 +7,10 @@ from pathlib import Path
 BASELINES = ("rules", "smollm2-fewshot")
 
 
-def load_system(name: str | Path, device: str = "cpu"):
+def load_system(name: str | Path, device: str = "cpu", min_confidence: float | None = None):
     """``rules`` (BabyAI's grammar), ``smollm2-fewshot`` (SmolLM2 prompted few-shot, then the
-    rules), or a command_parser run directory."""
+    rules), or a command_parser run directory (``min_confidence``: see
+    ``command_parser.min_confidence``; the baselines ignore it)."""
     if str(name) == "rules":
         from landfall.baseline.babyai_rules import RuleParser
 
@@ -20,4 +21,4 @@ def load_system(name: str | Path, device: str = "cpu"):
         return FewShotParser()
     from landfall.tasks.command_parser.model import load_parser
 
-    return load_parser(name, device=device)
+    return load_parser(name, device=device, min_confidence=min_confidence)

@@ -61,6 +61,14 @@ def _inline(schema: dict) -> dict:
     return walk(schema)
 
 
+async def client_left(request: Request) -> None:
+    """Returns once the client has disconnected: ASGI's ``http.disconnect`` message, which
+    the server sends after the body when the connection closes (what Starlette's
+    StreamingResponse listens for to stop a stream)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
 def _sse(data: Any) -> bytes:
     return f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n".encode()
 
@@ -158,9 +166,28 @@ def create_generation_app(run_dir: str | Path, cfg: ServeConfig | None = None,
         except Refused as exc:
             return {"guard": {"harmful": True, "detail": exc.detail}}
 
-    async def collect(stream: Stream) -> Stream:
-        async for _ in stream.events():
-            pass
+    async def collect(stream: Stream, request: Request) -> Stream:
+        """A non-streamed answer: the stream's events until it ends, or until its client
+        disconnects. Then the stream is cancelled as a streamed one is (leaving
+        ``Stream.events`` releases it: the decoding loop drops it at its next step)."""
+        async def drain() -> None:
+            async for _ in stream.events():
+                pass
+
+        work = asyncio.ensure_future(drain())
+        gone = asyncio.ensure_future(client_left(request))
+        try:
+            done, _ = await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # the handler itself cancelled (shutdown): stop decoding too
+            for task in (work, gone):
+                task.cancel()
+            raise
+        gone.cancel()
+        if work not in done:
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+            raise Refused(499, "the client closed the connection", "client_gone")
+        work.result()
         if stream.finish == "timeout":
             raise Refused(504, f"not finished within {cfg.stream_timeout_s} s "
                           "(serve.stream_timeout_s)", "timeout")
@@ -193,7 +220,7 @@ def create_generation_app(run_dir: str | Path, cfg: ServeConfig | None = None,
 
         if not wants_stream:
             try:
-                s = await collect(stream)
+                s = await collect(stream, request)
                 extra = await screened("/v1/generate", said, s.text.strip())
             except Refused as exc:
                 return refusal(metrics, exc)
@@ -227,7 +254,7 @@ def create_generation_app(run_dir: str | Path, cfg: ServeConfig | None = None,
                             "total_tokens": s.prompt_tokens + s.tokens}
         if not wants_stream:
             try:
-                s = await collect(stream)
+                s = await collect(stream, request)
                 extra = await screened("/v1/chat/completions", said, s.text.strip())
             except Refused as exc:
                 return refusal(metrics, exc)

@@ -95,6 +95,26 @@ def execution_order(plan: Plan) -> list[Act]:
     return execution_order(first) + execution_order(second)
 
 
+def intent(plan: Plan) -> tuple:
+    """What a plan asks for, written either way: "A after you B" = "B, then A"; "A and B" in
+    any order (determiners aside, as in ``key``). Equal intents = the same command."""
+    def steps(p: Plan) -> tuple:  # a sequence of steps, each an action or a set of them
+        if isinstance(p, Act):
+            return (p.key(),)
+        if p.kind == "and":
+            return (frozenset(_conj(p)),)
+        first, second = (p.b, p.a) if p.kind == "after" else (p.a, p.b)
+        return steps(first) + steps(second)
+
+    def _conj(p: Plan) -> list:
+        if isinstance(p, Seq) and p.kind == "and":
+            return _conj(p.a) + _conj(p.b)
+        s = steps(p)
+        return [s[0] if len(s) == 1 else s]
+
+    return steps(plan)
+
+
 def depth(plan: Plan) -> int:
     return 0 if isinstance(plan, Act) else 1 + max(depth(plan.a), depth(plan.b))
 

@@ -38,12 +38,104 @@ def words_of(text: str) -> list[str]:
 
 
 def decode(words: list[str], tags: list[str]) -> Plan:
-    """The instruction tree that a tag sequence spells (ParseError if none)."""
-    items = [(w, t) for w, t in zip(words, tags, strict=True) if t != "O"]
+    """The instruction tree that a tag sequence spells (ParseError if none). The tags of
+    sequencing words are first checked against their wording (``read_connectors``)."""
+    tags = read_connectors(words, tags)
+    items = [(w, t, i) for i, (w, t) in enumerate(zip(words, tags, strict=True))
+             if t != "O"]  # (word, tag, position in the command)
     if not items:
         raise ParseError("no action or object words in the command")
-    state = {"verb": None, "obj": None}
+    state = {"verb": None, "obj": None, "words": words}
     return _seq(items, state)
+
+
+# --- sequencing words -------------------------------------------------------------------------
+# Written by hand, not learned: which way a sequencing word points depends on the words around
+# it ("after you open the door" puts the opening first, "after that" the clause before it),
+# and the tagger learned these from a few templates. A wrong direction executes the command
+# in reverse, silently; the people's phrases for it are a small closed class, read here
+# exactly. Words outside it keep the tagger's tags.
+FORWARD = {"then", "afterwards", "afterward", "later", "subsequently"}  # A <w> B: A first
+# ("next" too, when it is not "next to")
+CONDITION = {"after", "once", "when", "whenever"}  # B <w> you A / <w> you A, B: A first
+ANAPHORS = {"that", "this", "which", "done", "finished", "complete", "completed", "it",
+            "over", "ready"}  # "after that", "when you're done": the clause before is first
+FIRST_MARKERS = {"anything", "everything", "else"}  # "before anything else": a "first"
+_CONTENT = ("V-", "D-", "C-", "T-", "L-")
+
+
+def _is_content(tag: str) -> bool:
+    return tag[:2] in _CONTENT or tag == "NEXT"
+
+
+def read_connectors(words: list[str], tags: list[str]) -> list[str]:
+    """``tags`` with the sequencing words' tags set from their wording: "then" joins A then
+    B; "after/once/when/as soon as you A" makes A the condition (first), infix or at the
+    start; "after that", "once that's done", "when you're done" mean "then"; "before you B"
+    puts B second and "before that" first; "but first A" puts A first; "and" beside one of
+    them is filler. Commas after a sentence-initial condition separate it from the rest."""
+    tags = list(tags)
+    n = len(words)
+    i = 0
+    while i < n:
+        w = words[i]
+        if w == "but" and i + 1 < n and words[i + 1] in FORWARD | CONDITION | {
+                "first", "before", "as", "only"}:
+            tags[i] = "O"  # "but first", "but before that": the next word says it
+            i += 1
+            continue
+        if w == "and":
+            nxt = next((x for x in words[i + 1:i + 3] if x not in ("only", ",")), "")
+            if nxt in FORWARD | CONDITION | {"before", "as"} or nxt == "first":
+                tags[i] = "O"
+            elif not _is_content(tags[i]):
+                tags[i] = "J-and"
+            i += 1
+            continue
+        if w == "next" and words[i + 1:i + 2] != ["to"] and tags[i] != "NEXT" or (
+                w == "next" and i + 1 < n and words[i + 1] == ","):
+            w = "then"  # "A. Next, B" (not "next to")
+        if w in FORWARD:
+            tags[i] = "J-before" if any(_is_content(t) for t in tags[:i]) else "O"
+            i += 1
+            continue
+        if w == "first":
+            before = any(_is_content(t) for t in tags[:i])
+            after = any(_is_content(t) for t in tags[i + 1:])
+            but = i > 0 and words[i - 1] == "but"
+            tags[i] = "J-after" if (before and after and but) else "O"
+            i += 1
+            continue
+        soon = w == "as" and words[i + 1:i + 3] == ["soon", "as"]
+        if not (soon or w in CONDITION or w == "before"):
+            i += 1
+            continue
+        start = i + (3 if soon else 1)
+        j = start  # the connector's own clause: to a comma or an action/object word
+        while j < n and words[j] != "," and not _is_content(tags[j]):
+            j += 1
+        clause = words[start:j]
+        for k in range(i + 1, j):
+            tags[k] = "O"
+        initial = not any(_is_content(t) for t in tags[:i])
+        if not any(_is_content(t) for t in tags[j:]):
+            tags[i] = "O"  # nothing follows: "... when you can", "... once"
+        elif w == "before" and any(x in FIRST_MARKERS for x in clause):
+            tags[i] = "O"  # "before anything else": A comes first, as written
+        elif any(x in ANAPHORS for x in clause) and not (j < n and tags[j] == "IT"):
+            # "after that, B" / "before that, B": points back at the clause before
+            tags[i] = "O" if initial else ("J-after" if w == "before" else "J-before")
+        else:
+            kind = "before" if w == "before" else "after"
+            tags[i] = f"J-pre-{kind}" if initial else f"J-{kind}"
+            if initial and "SEP" not in tags[j:]:  # the tagger's separator, else the
+                comma = next((k for k in range(j, n) if words[k] == ","), None)  # next comma
+                if comma is not None:
+                    tags[comma] = "SEP"
+        i = j
+    # a comma is a separator only after a sentence-initial condition
+    pre = any(t.startswith("J-pre") for t in tags)
+    return [("O" if (t == "SEP" and not pre) else t) for t in tags]
 
 
 def _seq(items, state) -> Plan:
@@ -51,13 +143,13 @@ def _seq(items, state) -> Plan:
     if items and items[0][1] in ("J-pre-before", "J-pre-after", "J-before", "J-after"):
         kind = "before" if items[0][1] in ("J-pre-before", "J-before") else "after"
         rest = items[1:]
-        sep = next((i for i, (_, t) in enumerate(rest) if t == "SEP"), None)
+        sep = next((i for i, (_, t, *_) in enumerate(rest) if t == "SEP"), None)
         if sep is None:
             raise ParseError(f"'{items[0][0]} ...' needs a second clause after a comma")
         first = _and(rest[:sep], state)  # written first, the condition
         main = _seq(rest[sep + 1:], state)
         return Seq(kind, main, first)
-    infix = [i for i, (_, t) in enumerate(items) if t in ("J-before", "J-after")]
+    infix = [i for i, (_, t, *_) in enumerate(items) if t in ("J-before", "J-after")]
     items = [it for it in items if it[1] != "SEP"] if not infix else items
     if not infix:
         return _and(items, state)
@@ -91,28 +183,94 @@ def _and(items, state) -> Plan:
     return plan
 
 
+CARRY_WORDS = {"put", "place", "move", "bring", "carry", "take", "drop", "set", "leave",
+               "haul", "drag", "push", "get", "fetch", "moved", "placed", "left", "dropped"}
+TOWARD_WORDS = {"to", "over", "toward", "towards", "at", "by", "beside", "near", "alongside"}
+
+
+def _groups(items) -> list[list[tuple]]:
+    """The object descriptions of a clause: runs of determiner/colour/type/place words (a
+    determiner or type after a type starts another; a colour after a type too, unless no
+    type follows it: "the ball that is red"); "it" is one on its own."""
+    groups: list[list] = []
+    cur: list = []
+    for k, it in enumerate(items):
+        head = it[1].split("-")[0]
+        if it[1] == "IT":
+            if cur:
+                groups.append(cur)
+            groups.append([it])
+            cur = []
+            continue
+        if head not in ("D", "C", "T", "L"):
+            continue
+        has_type = any(t[0] == "T" for _, t, _p in cur)
+        type_follows = any(x[1][0] == "T" for x in items[k + 1:])
+        if cur and has_type and (head in ("D", "T") or (head == "C" and type_follows)):
+            groups.append(cur)
+            cur = []
+        cur.append(it)
+    if cur:
+        groups.append(cur)
+    return groups
+
+
 def _action(items, state) -> Act:
-    verbs = [t[2:] for _, t in items if t.startswith("V-")]
-    verb = verbs[0] if verbs else state["verb"]
+    verbs = [(i, t[2:]) for i, (_, t, *_) in enumerate(items) if t.startswith("V-")]
+    if len({v for _, v in verbs}) > 1:
+        # "go get the ball", "go and grab": the go-to leads into the other action
+        if verbs[0][1] == "goto" and verbs[1][0] == verbs[0][0] + 1:
+            items = items[:verbs[0][0]] + items[verbs[0][0] + 1:]
+            verbs = [(i - 1, v) for i, v in verbs[1:]]
+        if len({v for _, v in verbs}) > 1:
+            said = " ".join(items[i][0] for i, _ in verbs)
+            raise ParseError(f"two actions ({said}) with nothing saying how they go together")
+    verb = verbs[0][1] if verbs else state["verb"]
+    verb_word = items[verbs[0][0]][0] if verbs else ""
+    nxt = next((i for i, (_, t, *_) in enumerate(items) if t == "NEXT"), None)
+    groups = _groups(items)
+    if verb != "putnext" and (verb_word in CARRY_WORDS or not verbs):
+        # where an object should end up, in other words: "bring X over to Y", "X should end
+        # up beside Y", "move X so it sits by Y"
+        if nxt is not None and _groups(items[:nxt]) and _groups(items[nxt + 1:]):
+            verb = "putnext"
+        elif len(groups) == 2 and verbs and _toward(items, groups, state["words"]):
+            verb = "putnext"
+            first_end = items.index(groups[0][-1])
+            nxt = first_end + 1
+            items = items[:nxt] + [("to", "NEXT", -1)] + items[nxt:]
     if verb is None:
-        words = " ".join(w for w, _ in items)
+        words = " ".join(w for w, *_ in items)
         raise ParseError(f"no action (go to, pick up, open, put next to) in '{words}'")
     state["verb"] = verb
     if verb == "putnext":
-        nxt = next((i for i, (_, t) in enumerate(items) if t == "NEXT"), None)
+        nxt = next((i for i, (_, t, *_) in enumerate(items) if t == "NEXT"), None)
         if nxt is None:
             raise ParseError("'put' needs a second object: put X next to Y")
-        move = _obj(items[:nxt], state, "the object to move")
+        left = [it for it in items[:nxt] if not (it[1] == "IT" and _groups(
+            [x for x in items[:nxt] if x[1] != "IT"]))]  # "move X so it sits by Y"
+        move = _obj(left, state, "the object to move")
         fixed = _obj(items[nxt + 1:], state, "the object to put it next to")
         state["obj"] = move
         return Act(verb, move, fixed)
+    if len(groups) > 1:
+        said = " / ".join(" ".join(w for w, *_ in g) for g in groups)
+        raise ParseError(f"one action with two objects ({said}): which one?"
+                         + (" (BabyAI cannot name an object by what it is next to)"
+                            if nxt is not None else ""))
     obj = _obj(items, state, "the object")
     state["obj"] = obj
     return Act(verb, obj)
 
 
+def _toward(items, groups, words) -> bool:
+    """Whether a word such as "to" / "over" / "beside" sits between the two objects."""
+    a, b = groups[0][-1], groups[1][0]
+    return any(w in TOWARD_WORDS for w in words[a[2] + 1:b[2]])
+
+
 def _obj(items, state, what: str) -> Obj:
-    tags = [t for _, t in items]
+    tags = [t for _, t, _p in items]
     if "IT" in tags and not any(t[:2] in ("C-", "T-") for t in tags):
         if state["obj"] is None:
             raise ParseError(f"'it' has nothing to refer to ({what})")

@@ -64,6 +64,7 @@ class ParseResult:
     words: list[str]
     tags: list[str]
     error: str = ""
+    confidence: float | None = None  # the tagger's least sure word (its tag's probability)
 
 
 class CommandParser:
@@ -71,8 +72,10 @@ class CommandParser:
 
     name = "tagger"
 
-    def __init__(self, model, tokenizer, *, sensors: bool, max_length: int, device="cpu"):
+    def __init__(self, model, tokenizer, *, sensors: bool, max_length: int, device="cpu",
+                 min_confidence: float = 0.0):
         self.model = model.eval().to(device)
+        self.min_confidence = min_confidence
         self.tokenizer = tokenizer
         self.sensors = sensors
         self.max_length = max_length
@@ -80,12 +83,21 @@ class CommandParser:
 
     @torch.no_grad()
     def tag_batch(self, word_lists: list[list[str]], sensors: list[str]) -> list[list[str]]:
+        return [t for t, _ in self.tag_batch_scored(word_lists, sensors)]
+
+    @torch.no_grad()
+    def tag_batch_scored(self, word_lists: list[list[str]], sensors: list[str]
+                         ) -> list[tuple[list[str], list[float]]]:
+        """Each command's tags and each tag's probability (1.0 for a word cut off)."""
         encs = [encode(self.tokenizer, w or ["."], s if self.sensors else "", self.max_length)
                 for w, s in zip(word_lists, sensors, strict=True)]
         batch, _ = collate_ids([(e[0], e[1]) for e in encs], self.tokenizer.pad_token_id or 0)
         batch = {k: v.to(self.device) for k, v in batch.items()}
-        pred = self.model(**batch).logits.argmax(-1).cpu()
-        return [[TAGS[pred[i, p]] if p >= 0 else "O" for p in e[2]] for i, e in enumerate(encs)]
+        prob, pred = self.model(**batch).logits.float().softmax(-1).max(-1)
+        prob, pred = prob.cpu(), pred.cpu()
+        return [([TAGS[pred[i, p]] if p >= 0 else "O" for p in e[2]],
+                 [float(prob[i, p]) if p >= 0 else 1.0 for p in e[2]])
+                for i, e in enumerate(encs)]
 
     def parse_batch(self, commands: list[str], sensors: list[str] | None = None,
                     batch_size: int = 64) -> list[ParseResult]:
@@ -93,25 +105,38 @@ class CommandParser:
         out = []
         for start in range(0, len(commands), batch_size):
             words = [words_of(c) for c in commands[start:start + batch_size]]
-            tags = self.tag_batch(words, sensors[start:start + batch_size])
-            out += [to_result(w, t) for w, t in zip(words, tags, strict=True)]
+            scored = self.tag_batch_scored(words, sensors[start:start + batch_size])
+            out += [to_result(w, t, p, min_confidence=self.min_confidence)
+                    for w, (t, p) in zip(words, scored, strict=True)]
         return out
 
     def parse(self, command: str, sensors: str = "") -> ParseResult:
         return self.parse_batch([command], [sensors])[0]
 
 
-def to_result(words: list[str], tags: list[str]) -> ParseResult:
+def to_result(words: list[str], tags: list[str], confidences: list[float] | None = None, *,
+              min_confidence: float = 0.0) -> ParseResult:
+    """The plan the tags spell, or why none: a tag sequence that makes no tree, or (given
+    the tagger's probabilities) a word whose tag the tagger is less sure of than
+    ``min_confidence``: a parse it is not sure of is refused, never executed."""
     from landfall.tasks.command_parser.lexicon import ParseError
 
+    least = min(confidences) if confidences else None
+    if confidences and least < min_confidence:
+        k = confidences.index(least)
+        return ParseResult(None, words, tags, f"not sure of the command: '{words[k]}' read as "
+                           f"{tags[k]} with probability {least:.2f} (below "
+                           f"command_parser.min_confidence = {min_confidence:g})", least)
     try:
-        return ParseResult(decode(words, tags), words, tags)
+        return ParseResult(decode(words, tags), words, tags, confidence=least)
     except ParseError as e:
-        return ParseResult(None, words, tags, str(e))
+        return ParseResult(None, words, tags, str(e), least)
 
 
-def load_parser(run_dir: str | Path, device: str = "cpu") -> CommandParser:
-    """The parser of a command_parser run directory."""
+def load_parser(run_dir: str | Path, device: str = "cpu",
+                min_confidence: float | None = None) -> CommandParser:
+    """The parser of a command_parser run directory (``min_confidence``: the run's
+    ``command_parser.min_confidence`` unless given)."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     from landfall.config import build_config, load_file
@@ -130,4 +155,6 @@ def load_parser(run_dir: str | Path, device: str = "cpu") -> CommandParser:
     model = AutoModelForTokenClassification.from_pretrained(model_path)
     tok = AutoTokenizer.from_pretrained(model_path)
     return CommandParser(model, tok, sensors=cfg.command_parser.sensors,
-                         max_length=cfg.data.max_length, device=device)
+                         max_length=cfg.data.max_length, device=device,
+                         min_confidence=cfg.command_parser.min_confidence
+                         if min_confidence is None else min_confidence)
