@@ -483,11 +483,18 @@ class _Server:
 
 def test_the_chat_page_streams_an_answer_and_shows_markup_as_text(built, tmp_path):
     import os
+    import shutil
 
     _browser_or_skip()
     from playwright.sync_api import sync_playwright
 
-    server = _Server(built)
+    # every confident request gets its template: a known, non-empty answer to stream
+    run = tmp_path / "run"
+    shutil.copytree(built, run, symlinks=True)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["thresholds"]["template"] = 0.0
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    server = _Server(run)
     try:
         server.wait_ready()
         with sync_playwright() as p:
@@ -503,7 +510,7 @@ def test_the_chat_page_streams_an_answer_and_shows_markup_as_text(built, tmp_pat
             page.locator("#send:enabled").wait_for(timeout=60_000)
             answer = page.text_content(".msg.bot .answer")
             route = page.get_attribute(".msg.bot [data-route]", "data-route")
-            assert answer.strip() and route in ("template", "generate", "handoff", "refuse")
+            assert route in ("template", "handoff") and answer.strip()  # known texts
             hostile = '<img src=x onerror="window.__pwned = 1"><b>bold</b>'
             page.fill("#text", hostile)
             page.click("#send")

@@ -69,6 +69,12 @@ def make_accelerator(precision: str):
     if precision == "bf16" and not native:
         raise LandfallError(f"train.precision=bf16: {why_not_bf16(device)}; use auto or fp32")
     bf16 = precision == "bf16" or (precision == "auto" and native)
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        # accelerate keeps one process-wide state and refuses a second Accelerator with
+        # another precision; a Python caller may train one run in fp32, the next in bf16
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state()
     return Accelerator(mixed_precision="bf16" if bf16 else "no", cpu=not cuda)
 
 
