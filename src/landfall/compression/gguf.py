@@ -20,7 +20,7 @@ import ctypes
 import json
 import os
 import shutil
-import subprocess
+import subprocess  # nosec B404 - runs pip and llama.cpp's converter, fixed arguments
 import sys
 import tarfile
 import tempfile
@@ -64,7 +64,7 @@ def llama_cpp_source() -> Path:
     sdist = base / "sdist" / f"{name}.tar.gz"
     if not sdist.exists():
         log(f"downloading the llama-cpp-python {version} sdist (for llama.cpp's converter)")
-        r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps",
+        r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps",  # nosec B603
                             "--no-binary", ":all:", f"llama-cpp-python=={version}", "-d",
                             str(sdist.parent)], capture_output=True, text=True, timeout=900)
         if r.returncode != 0 or not sdist.exists():
@@ -128,7 +128,7 @@ def convert(model: Path, out_file: Path, outtype: str, source: Path | None = Non
     """llama.cpp's convert_hf_to_gguf.py on the transformers directory ``model``."""
     source = source or llama_cpp_source()
     check_architecture(model, source)
-    r = subprocess.run([sys.executable, "convert_hf_to_gguf.py", str(model.resolve()),
+    r = subprocess.run([sys.executable, "convert_hf_to_gguf.py", str(model.resolve()),  # nosec B603
                         "--outfile", str(out_file.resolve()), "--outtype", outtype],
                        cwd=source, capture_output=True, text=True, timeout=CONVERT_TIMEOUT_S)
     if r.returncode != 0 or not out_file.exists():

@@ -30,7 +30,7 @@ def generator_rows(cfg: Config, rows: list[D.Row], kb: KnowledgeBase, ood: list[
     retrieved from ``kb`` (never its own pair), answered by its written response after a
     ``Sources:`` line naming the passages of the same intent; a share without passages; and
     out-of-domain requests whose answer is the don't-know message."""
-    r_cfg, rng = cfg.retrieval, random.Random(seed)
+    r_cfg, rng = cfg.retrieval, random.Random(seed)  # seeded sampling  # nosec B311
     own = {d.id: i for i, d in enumerate(kb.docs)}
     exclude = [{own[f"train:{r.line}"]} if f"train:{r.line}" in own else set() for r in rows]
     hits = kb.search([r.request for r in rows], r_cfg.top_k, exclude)
@@ -207,7 +207,7 @@ def build(cfg: Config, run_dir: str | Path) -> dict:
     for part in ("train", "tune", "validation"):
         D.write_rows(run_dir / "data" / f"{part}.jsonl", getattr(splits, part))
     ood = D.out_of_domain(cfg, a.seed)
-    rng = random.Random(a.seed)
+    rng = random.Random(a.seed)  # seeded sampling, not security  # nosec B311
     rng.shuffle(ood)
     n_tune = len(ood) // 5
     ood_tune, ood_train = ood[:n_tune], ood[n_tune:]
