@@ -215,6 +215,8 @@ def test_slots_fill_from_entities_and_profile_and_the_rest_stay():
     finder = EntityFinder.learn([("account_type", "Platinum"), ("delivery_city", "Munich")])
     found = finder.find("I want to upgrade my platinum account, order 00123842")
     assert found == {"account_type": "Platinum", "order_id": "00123842"}
+    assert slotify("Order 00004587345 is on its way.", "order_id", "4587345") == \
+        "Order {{Order Number}} is on its way."  # the writers padded the ids
     tpl = slotify("Your Gold account is ready.", "account_type", "Gold")
     assert tpl == "Your {{Account Type}} account is ready."
     text, left = fill(tpl + " Order {{Order Number}} at {{Website Name}}; call {{Phone}}.",

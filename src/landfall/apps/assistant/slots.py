@@ -81,9 +81,13 @@ class EntityFinder:
 def slotify(text: str, entity_type: str, entity_value: str) -> str:
     """A response with its own request's entity value replaced by the type's slot."""
     slot = TYPE_SLOT.get(entity_type)
-    if not slot or not entity_value.strip() or len(entity_value.strip()) < 2:
+    value = entity_value.strip()
+    if not slot or len(value) < 2:
         return text
-    return re.sub(rf"(?<!\w){re.escape(entity_value.strip())}(?!\w)", "{{" + slot + "}}", text)
+    if entity_type in ("order_id", "invoice_id"):  # the writers padded ids: 4587345 -> 00004587345
+        core = re.escape(value.lstrip("#0") or value)
+        return re.sub(rf"(?<!\w)#?0*{core}(?!\w)", "{{" + slot + "}}", text)
+    return re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", "{{" + slot + "}}", text)
 
 
 def read_profile(path: str | Path) -> dict[str, str]:
