@@ -20,7 +20,7 @@ import ctypes
 import json
 import os
 import shutil
-import subprocess  # nosec B404 - runs pip and llama.cpp's converter, fixed arguments
+import subprocess  # runs pip and llama.cpp's converter, fixed arguments  # nosec B404
 import sys
 import tarfile
 import tempfile

@@ -69,7 +69,7 @@ def gguf_metadata(path: str | Path) -> dict:
             continue
         try:
             out[name] = f.contents()
-        except Exception:  # noqa: BLE001 # nosec B112 - a field this reader cannot decode
+        except Exception:  # noqa: BLE001 - a field this reader cannot decode  # nosec B112
             continue
     return out
 
