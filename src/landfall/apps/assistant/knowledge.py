@@ -53,9 +53,9 @@ def _need_str(obj: dict, names: tuple[str, ...], path: str, line: int) -> str:
                     field=names[0])
 
 
-def read_jsonl(path: str | Path) -> list[Document]:
-    """``{"id"?, "title"|"question"?, "text"|"answer", "intent"?}`` per line."""
-    docs = []
+def json_objects(path: str | Path):
+    """(line number, object) for each non-empty line of a JSONL file; a line that is not a
+    JSON object is refused with the file and line (the templates file reads the same way)."""
     with open(path, encoding="utf-8") as f:
         for line_no, line in enumerate(f, 1):
             if not line.strip():
@@ -66,16 +66,23 @@ def read_jsonl(path: str | Path) -> list[Document]:
                 raise DataError(f"not JSON: {exc.msg}", path=str(path), line=line_no) from None
             if not isinstance(obj, dict):
                 raise DataError("expected a JSON object", path=str(path), line=line_no)
-            text = _need_str(obj, ("text", "answer"), str(path), line_no)
-            title = obj.get("title", obj.get("question", ""))
-            if not isinstance(title, str):
-                raise DataError("must be a string", path=str(path), line=line_no, field="title")
-            intent = obj.get("intent", "")
-            if not isinstance(intent, str):
-                raise DataError("must be a string", path=str(path), line=line_no,
-                                field="intent")
-            doc_id = str(obj.get("id", f"{Path(path).stem}:{line_no}"))
-            docs.append(Document(doc_id, title.strip(), text, intent, f"{path}:{line_no}"))
+            yield line_no, obj
+
+
+def read_jsonl(path: str | Path) -> list[Document]:
+    """``{"id"?, "title"|"question"?, "text"|"answer", "intent"?}`` per line."""
+    docs = []
+    for line_no, obj in json_objects(path):
+        text = _need_str(obj, ("text", "answer"), str(path), line_no)
+        title = obj.get("title", obj.get("question", ""))
+        if not isinstance(title, str):
+            raise DataError("must be a string", path=str(path), line=line_no, field="title")
+        intent = obj.get("intent", "")
+        if not isinstance(intent, str):
+            raise DataError("must be a string", path=str(path), line=line_no,
+                            field="intent")
+        doc_id = str(obj.get("id", f"{Path(path).stem}:{line_no}"))
+        docs.append(Document(doc_id, title.strip(), text, intent, f"{path}:{line_no}"))
     return docs
 
 

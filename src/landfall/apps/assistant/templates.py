@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from landfall.apps.assistant.knowledge import json_objects
 from landfall.apps.assistant.slots import slotify
 from landfall.errors import DataError, LandfallError
 from landfall.runs import write_text
@@ -61,15 +62,7 @@ def read(path: str | Path, known_intents: set[str] | None = None) -> dict[str, l
     if not p.is_file():
         raise LandfallError(f"{p}: the templates file does not exist")
     out: dict[str, list[Template]] = {}
-    for line_no, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"not JSON: {exc.msg}", path=str(p), line=line_no) from None
-        if not isinstance(obj, dict):
-            raise DataError("expected a JSON object", path=str(p), line=line_no)
+    for line_no, obj in json_objects(p):
         for name in ("intent", "text"):
             if not isinstance(obj.get(name), str) or not obj[name].strip():
                 raise DataError("must be a non-empty string", path=str(p), line=line_no,
