@@ -229,8 +229,10 @@ class Assistant:
 
     @staticmethod
     def failed(d: Decision) -> bool:
-        return d.route in ("refuse",) or (d.route == "handoff" and "no answer" in d.reason
-                                          or "no passage" in d.reason)
+        """An answer that did not help: a refusal, or a hand-off for want of an answer (not
+        an out-of-scope one, nor a request for a person)."""
+        return d.route == "refuse" or (d.route == "handoff" and d.reason.startswith(
+            ("no passage close enough", "the generator found no answer")))
 
     def pieces(self, text: str) -> Iterator[str]:
         """A known answer (template, hand-off) as the pieces a stream sends: words."""
