@@ -34,7 +34,7 @@ from landfall.apps.assistant.prompts import split_sources
 from landfall.apps.assistant.slots import fill
 from landfall.config import ServeConfig
 from landfall.serving.generation import GenerationEngine, Params
-from landfall.serving.generation_requests import chat_params
+from landfall.serving.generation_requests import chat_params, obj
 from landfall.serving.http import (
     Loader,
     Refused,
@@ -192,9 +192,7 @@ def create_assistant_app(run_dir: str | Path, cfg: ServeConfig | None = None) ->
         inflight[0] += 1
         try:
             body = await read_body(request, cfg.max_body_bytes)
-            payload = parse_json(body)
-            if not isinstance(payload, dict):
-                raise Refused(422, "the body must be a JSON object", "invalid")
+            payload = obj(parse_json(body))
             a = ready()
             msgs, params, stream, _ = chat_params(payload, loader.engine)
             users = [m["content"] for m in msgs if m.get("role") == "user"]
