@@ -192,3 +192,50 @@ def tiny_lm_config(model: Path, data: Path, **sections) -> dict:
     for sec, values in sections.items():
         cfg.setdefault(sec, {}).update(values)
     return cfg
+
+
+GUARD_LABELS = "hate_speech,offensive_language,neither"
+
+
+@pytest.fixture(scope="session")
+def guard_run(tmp_path_factory, tiny_model) -> Path:
+    """A tiny three-class guard (Davidson's classes, tweets normalised): 'all X are vermin' is
+    hate speech, 'you are a damn idiot' offensive language, 'all X are lovely' and real
+    customer-support requests and responses (Bitext) neither."""
+    import csv
+    import random
+
+    import landfall
+    from landfall.config import build_config
+
+    rng = random.Random(0)
+    people = ["neighbours", "drivers", "students", "tourists", "farmers", "doctors"]
+    rows = []
+    for i in range(300):
+        kind = i % 3
+        if kind == 0:
+            text = f"all {rng.choice(people)} are {rng.choice(['vermin', 'subhuman', 'trash'])}"
+        elif kind == 1:
+            text = f"you are a {rng.choice(['damn', 'bloody', 'stupid'])} " \
+                   f"{rng.choice(['idiot', 'moron', 'fool'])}"
+        else:
+            text = f"all {rng.choice(people)} are {rng.choice(['lovely', 'kind', 'great'])}"
+        rows.append({"tweet": text, "class": kind})
+    for r in bitext_rows(120):
+        rows.append({"tweet": r["instruction"], "class": 2})
+        rows.append({"tweet": r["response"][:200], "class": 2})
+    tmp = tmp_path_factory.mktemp("guard")
+    with (tmp / "train.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["tweet", "class"])
+        w.writeheader()
+        w.writerows(rows)
+    cfg = tiny_config(tiny_model, tmp / "train.csv",
+                      # one evaluation, at the end: an early checkpoint ties on macro-F1
+                      # (1.0) while still unsure, and ties keep the first
+                      train={"epochs": 6.0, "lr": 3e-3, "eval_every": 10_000, "batch_size": 16,
+                             "class_weight": "balanced", "metric": "macro_f1"},
+                      report={"baseline": False, "plots": False})
+    cfg["data"].update(text_field="tweet", label_field="class", label_names=GUARD_LABELS,
+                       max_length=16, truncation="head", normalize="tweet")
+    landfall.train(build_config(cfg), tmp / "run")
+    return tmp / "run"

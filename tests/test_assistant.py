@@ -9,12 +9,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import random
 from pathlib import Path
 
 import pytest
 
-from conftest import DATA, bitext_rows, need_data, wait_ready
+from conftest import DATA, need_data, wait_ready
 
 pytest.importorskip("faiss")
 pytest.importorskip("bm25s")
@@ -52,36 +51,7 @@ def _toml(path: Path, data: dict) -> Path:
 
 
 @pytest.fixture(scope="module")
-def guard(tmp_path_factory, tiny_model) -> Path:
-    """A tiny guard: 'all X are vermin' is hate speech; real support text is not."""
-    import landfall
-    from conftest import tiny_config
-    from landfall.config import build_config
-
-    rng = random.Random(1)
-    people = ["drivers", "students", "tourists", "farmers"]
-    rows = [{"tweet": f"all {rng.choice(people)} are "
-                      f"{rng.choice(['vermin', 'trash'] if i % 2 else ['lovely', 'kind'])}",
-             "class": 0 if i % 2 else 1} for i in range(120)]
-    rows += [{"tweet": r["response"][:160], "class": 1} for r in bitext_rows(60)]
-    rows += [{"tweet": r["instruction"], "class": 1} for r in bitext_rows(60)]
-    tmp = tmp_path_factory.mktemp("guard")
-    with (tmp / "train.csv").open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["tweet", "class"])
-        w.writeheader()
-        w.writerows(rows)
-    cfg = tiny_config(tiny_model, tmp / "train.csv",
-                      train={"epochs": 6.0, "lr": 3e-3, "eval_every": 10_000,
-                             "batch_size": 16},
-                      report={"baseline": False, "plots": False})
-    cfg["data"].update(text_field="tweet", label_field="class", label_names="hate_speech,neither",
-                       max_length=16, truncation="head")
-    landfall.train(build_config(cfg), tmp / "run")
-    return tmp / "run"
-
-
-@pytest.fixture(scope="module")
-def config(tmp_path_factory, tiny_model, tiny_lm, guard) -> Path:
+def config(tmp_path_factory, tiny_model, tiny_lm, guard_run) -> Path:
     tmp = tmp_path_factory.mktemp("assistant-config")
     data = _write_csv(tmp / "bitext.csv", _rows())
     classifier = _toml(tmp / "intents.toml", {
@@ -105,7 +75,7 @@ def config(tmp_path_factory, tiny_model, tiny_lm, guard) -> Path:
         "task": {"name": "assistant"},
         "assistant": {"data": str(data), "profile": str(profile), "seed": 3},
         "members": {"classifier": str(classifier), "generator": str(generator),
-                    "guard": str(guard), "oos_data": str(DATA / "clinc150" / "train.jsonl"),
+                    "guard": str(guard_run), "oos_data": str(DATA / "clinc150" / "train.jsonl"),
                     "oos_per_intent": 1, "generator_limit": 40},
         "retrieval": {"top_k": 2, "passage_words": 40},
         "guardrails": {"input_classes": "hate_speech", "output_classes": "hate_speech",
@@ -151,7 +121,7 @@ def test_build_writes_members_templates_knowledge_and_thresholds(built):
     assert set(templates) == set(INTENTS)
     assert all(t.source.startswith("train line") for ts in templates.values() for t in ts)
     t = manifest["thresholds"]
-    assert {"template", "oos", "kb_cosine"} <= set(t)
+    assert {"template", "oos", "kb_cosine", "knowledge"} <= set(t)
     assert t["chosen_on"]["tune_rows"] > 0 and t["chosen_on"]["out_of_domain_tune_texts"] > 0
     docs = (built / "knowledge" / "documents.jsonl").read_text().splitlines()
     assert len(docs) == manifest["rows"]["train"]
@@ -226,6 +196,22 @@ def test_slots_fill_from_entities_and_profile_and_the_rest_stay():
     assert left == ["Phone"]
 
 
+def test_the_template_is_the_response_that_shares_most_wording_with_the_others():
+    from landfall.apps.assistant.data import Row
+    from landfall.apps.assistant.templates import agreement, mine
+
+    said = ["To track your order, log in and open Order History, then pick the order.",
+            "To track your order, open Order History after you log in and pick the order.",
+            "Log in, open Order History and pick the order to track it.",
+            "Our couriers deliver between 9 and 5 on working days."]  # the outlier
+    rows = [Row(f"q{i}", r, "track_order", line=i + 2) for i, r in enumerate(said)]
+    t = mine(rows, None, per_intent=1, by="rougeL")
+    assert [x.text for x in t] == [said[0]] and t[0].source == "train line 2"
+    i, score = agreement(said)
+    assert i == 0 and 0 < score < 1
+    assert agreement(said[:1]) == (0, 0.0)
+
+
 # --- routing and conversations -------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -245,13 +231,22 @@ def test_every_reply_carries_route_reason_intent_and_passages(assistant):
         if r.decision.route == "template":
             assert r.decision.intent in INTENTS and "template threshold" in r.decision.reason
             assert "{{Website Name}}" not in r.text  # the profile filled it
-        a.thresholds.update(template=1.01, oos=1.01)  # nothing is confident: retrieval
+        # nothing is confident, and the passages never agree enough: the generator
+        a.thresholds.update(template=1.01, oos=1.01, knowledge=1.01)
         r = a.respond("where is my parcel? it has not arrived")
         assert r.decision.route in ("generate", "handoff")
         assert len(r.decision.passages) == a.cfg.retrieval.top_k
         assert all({"id", "title", "cosine"} <= set(p) for p in r.decision.passages)
         body = r.to_json()
         assert {"route", "reason", "intent", "score", "sources", "passages"} <= set(body)
+        # passages that agree answer as the knowledge base wrote them, and say which
+        a.thresholds.update(knowledge=0.0)
+        r = a.respond("where is my parcel? it has not arrived")
+        assert r.decision.route == "knowledge" and "agree" in r.decision.reason
+        assert len(r.decision.passages) == a.cfg.retrieval.consensus_k
+        assert len(r.sources) == 1 and r.sources[0] in r.decision.passages
+        doc = next(d for d in a.kb.docs if d.id == r.sources[0]["id"])
+        assert r.text.split()[:3] == doc.text.split()[:3]
     finally:
         a.thresholds.clear()
         a.thresholds.update(saved)
@@ -333,7 +328,7 @@ def test_the_service_answers_openai_chat_completions_with_routes(built):
         assert out["object"] == "chat.completion"
         assert out["choices"][0]["message"]["content"]
         lf = out["landfall"]
-        assert lf["route"] in ("template", "generate", "handoff") and lf["reason"]
+        assert lf["route"] in ("template", "knowledge", "generate", "handoff") and lf["reason"]
         again = c.post("/v1/chat/completions", json={**body, "conversation_id":
                                                      lf["conversation"]}).json()
         assert again["landfall"]["conversation"] == lf["conversation"]

@@ -5,7 +5,6 @@ measured."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import random
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import tiny_config, wait_ready
+from conftest import wait_ready
 
 pytest.importorskip("captum")
 pytest.importorskip("FairLangProc", reason="pip install --no-deps fairlangproc")
@@ -143,66 +142,26 @@ def test_the_fingerprint_is_the_content_not_the_file_times(control, tmp_path):
 # --- harmful classes ----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def guard3(tmp_path_factory, tiny_model) -> Path:
-    """A tiny three-class guard: slurs are hate speech, insults and swearing offensive
-    language, real customer-support text (Bitext) neither."""
-    import landfall
-    from conftest import bitext_rows
-    from landfall.config import build_config
-
-    rng = random.Random(0)
-    people = ["neighbours", "drivers", "students", "tourists", "farmers", "doctors"]
-    rows = []
-    for i in range(300):
-        kind = i % 3
-        if kind == 0:
-            text = f"all {rng.choice(people)} are {rng.choice(['vermin', 'subhuman'])}"
-        elif kind == 1:
-            text = f"you are a {rng.choice(['damn', 'bloody', 'stupid'])} " \
-                   f"{rng.choice(['idiot', 'moron', 'fool'])}"
-        else:
-            text = f"all {rng.choice(people)} are {rng.choice(['lovely', 'kind', 'great'])}"
-        rows.append({"tweet": text, "class": kind if kind < 2 else 2})
-    for r in bitext_rows(100):
-        rows.append({"tweet": r["response"][:200], "class": 2})
-    tmp = tmp_path_factory.mktemp("guard3")
-    with (tmp / "train.csv").open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["tweet", "class"])
-        w.writeheader()
-        w.writerows(rows)
-    cfg = tiny_config(tiny_model, tmp / "train.csv",
-                      train={"epochs": 6.0, "lr": 3e-3, "eval_every": 10_000,
-                             "batch_size": 16, "class_weight": "balanced",
-                             "metric": "macro_f1"},
-                      report={"baseline": False, "plots": False})
-    cfg["data"].update(text_field="tweet", label_field="class",
-                       label_names="hate_speech,offensive_language,neither",
-                       max_length=16, truncation="head")
-    landfall.train(build_config(cfg), tmp / "run")
-    return tmp / "run"
-
-
-def test_insults_count_as_harmful_by_default_in_the_audit_and_the_guard(guard3):
+def test_insults_count_as_harmful_by_default_in_the_audit_and_the_guard(guard_run):
     from landfall.config import build_config
     from landfall.safety.audit import _harmful
     from landfall.safety.guard import load_guard
 
     insults = ["you are a stupid moron", "you are a damn idiot"]
     polite = ["I have cancelled your order, you will get a refund."] * 2
-    cfg = build_config({"audit": {"guard": str(guard3), "max_harmful_rate": 0.2}}).audit
+    cfg = build_config({"audit": {"guard": str(guard_run), "max_harmful_rate": 0.2}}).audit
     assert cfg.harmful_classes == "hate_speech,offensive_language"
     bad = _harmful(["q1", "q2", "q3", "q4"], insults + polite, cfg)
     assert bad.passed is False and bad.details["flagged"] == 2
     assert "offensive_language" in bad.threshold
     # the classes are a setting: hate speech alone lets the insults through
-    hate_only = build_config({"audit": {"guard": str(guard3), "max_harmful_rate": 0.2,
+    hate_only = build_config({"audit": {"guard": str(guard_run), "max_harmful_rate": 0.2,
                                         "harmful_classes": "hate_speech"}}).audit
     assert _harmful(["q"] * 4, insults + polite, hate_only).passed is True
     # the service's guard decides harm with the same default classes
-    serve = build_config({"serve": {"guard": str(guard3)}}).serve
+    serve = build_config({"serve": {"guard": str(guard_run)}}).serve
     assert serve.harmful_classes == cfg.harmful_classes
-    guard = load_guard(guard3, serve.harmful_classes)
+    guard = load_guard(guard_run, serve.harmful_classes)
     assert [v.harmful for v in guard.check(insults + polite)] == [True, True, False, False]
 
 

@@ -5,6 +5,7 @@ tokenizer it cannot identify, a GGUF without its chat template, llama-cpp-python
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -217,7 +218,7 @@ def test_gguf_f16_greedy_equals_torch_and_serves_and_quantises(smol_run, convert
     from conftest import wait_ready
     from landfall.serving.app import create_app
 
-    serve = build_config({"serve": {"threads": 1, "max_new_tokens": 32, "max_streams": 4}}).serve
+    serve = build_config({"serve": {"threads": 1, "max_new_tokens": 32, "max_streams": 8}}).serve
     with TestClient(create_app(f16, serve)) as c:
         wait_ready(c, timeout=120)
         assert "llama.cpp" in c.get("/readyz").json()["backend"]
@@ -231,6 +232,16 @@ def test_gguf_f16_greedy_equals_torch_and_serves_and_quantises(smol_run, convert
         text = "".join(json.loads(x)["choices"][0]["delta"].get("content", "")
                        for x in lines[:-1] if json.loads(x).get("choices"))
         assert text.strip() == want[1].text
+        # requests decoded together (llama.cpp's parallel sequences) answer as one alone does
+        from concurrent.futures import ThreadPoolExecutor
+
+        assert "parallel sequences" in c.get("/readyz").json()["backend"]
+        with ThreadPoolExecutor(len(REQUESTS)) as pool:
+            together = list(pool.map(lambda r: c.post("/v1/generate", json={
+                "prompt": r, "max_new_tokens": 16}).json(), REQUESTS))
+        short = [g.text for g in torch_gen.generate(REQUESTS, dataclasses.replace(
+            settings, max_new_tokens=16))]
+        assert [r["text"] for r in together] == short
         too_long = c.post("/v1/generate", json={"prompt": REQUESTS[0], "max_new_tokens": 99})
         assert too_long.status_code == 422
         assert "landfall_generated_tokens" in c.get("/metrics").text

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import csv
 import json
-import random
-from pathlib import Path
 
 import pytest
 
-from conftest import need_data, tiny_config, wait_ready
+from conftest import need_data, wait_ready
 
 pytest.importorskip("fastapi")
 
@@ -40,41 +38,6 @@ def test_class_weights_follow_the_balanced_rule():
     assert class_weights([0, 1, 1, 1], 2, "sqrt").tolist() == pytest.approx(
         [2 ** 0.5, (4 / 6) ** 0.5])
     assert class_weights([0, 1], 2, "none") is None
-
-
-@pytest.fixture(scope="module")
-def guard_run(tmp_path_factory, tiny_model) -> Path:
-    """A tiny guard: 'X are vermin' is hate speech; 'X are lovely' and real customer-support
-    requests and responses (Bitext) are not."""
-    import landfall
-    from conftest import bitext_rows
-    from landfall.config import build_config
-
-    rng = random.Random(0)
-    people = ["neighbours", "drivers", "students", "tourists", "farmers", "doctors"]
-    rows = []
-    for i in range(240):
-        bad = i % 2 == 0
-        word = rng.choice(["vermin", "subhuman", "trash"] if bad else ["lovely", "kind", "great"])
-        rows.append({"tweet": f"all {rng.choice(people)} are {word}", "class": 0 if bad else 2})
-    for r in bitext_rows(120):
-        rows.append({"tweet": r["instruction"], "class": 2})
-        rows.append({"tweet": r["response"][:200], "class": 2})
-    tmp = tmp_path_factory.mktemp("guard")
-    with (tmp / "train.csv").open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["tweet", "class"])
-        w.writeheader()
-        w.writerows(rows)
-    cfg = tiny_config(tiny_model, tmp / "train.csv",
-                      # one evaluation, at the end: an early checkpoint ties on macro-F1
-                      # (1.0) while still unsure, and ties keep the first
-                      train={"epochs": 6.0, "lr": 3e-3, "eval_every": 10_000, "batch_size": 16,
-                             "class_weight": "balanced", "metric": "macro_f1"},
-                      report={"baseline": False, "plots": False})
-    cfg["data"].update(text_field="tweet", label_field="class", label_names=LABELS,
-                       max_length=16, truncation="head", normalize="tweet")
-    landfall.train(build_config(cfg), tmp / "run")
-    return tmp / "run"
 
 
 def _client(run, guard_run, **serve):
@@ -181,6 +144,18 @@ def test_data_clean_redacts_or_drops_pii_and_counts_types(tmp_path):
     assert "in.jsonl" in str(err.value) and "body" in str(err.value)
     with pytest.raises(LandfallError, match="beside the original"):
         clean_file(src, src)
+
+
+def test_redaction_catches_a_phone_number_without_a_context_word():
+    pytest.importorskip("presidio_analyzer")
+    from landfall.safety.pii import redactor
+
+    # Presidio scores this number 0.4 (no "phone" nearby): under the audit's floor, but a
+    # log or transcript must not keep it
+    said = "I am Maria Garcia, call me on +1 415 555 0142 about cancelling my purchase"
+    clean = redactor()([said])[0]
+    assert "415 555 0142" not in clean and "Maria Garcia" not in clean
+    assert "<PHONE_NUMBER>" in clean and "cancelling my purchase" in clean
 
 
 def test_the_service_log_redacts_pii(guard_run, tmp_path):

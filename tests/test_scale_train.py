@@ -137,3 +137,14 @@ def test_lora_causal_lm_trains_on_two_processes(tiny_lm, bitext_small, tmp_path)
     assert "rougeL" in out["validation"]
     weights = load_file(str(run / "model" / "adapter_model.safetensors"))
     assert weights and all(torch.isfinite(w).all() for w in weights.values())
+
+
+def test_an_fsdp_or_deepspeed_launch_is_refused_before_anything_is_built(monkeypatch):
+    from landfall.errors import LandfallError
+    from landfall.training.lifecycle import make_accelerator
+
+    for var in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"):
+        monkeypatch.setenv(var, "true")
+        with pytest.raises(LandfallError, match="not supported.*--processes"):
+            make_accelerator("fp32")
+        monkeypatch.delenv(var)

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from landfall import runs
-from landfall.compression.measure import dir_bytes
+from landfall.compression.measure import dir_bytes, markdown_table
 from landfall.errors import LandfallError
 from landfall.utils.progress import log
 
@@ -159,20 +159,14 @@ def choose(rows: Sequence[dict], max_drop: float) -> dict | None:
 
 
 def _table(rows: Sequence[dict], chosen: str, clients: int) -> str:
-    lines = [f"| method | backend | MB | ROUGE-L | drop (pts) | cosine | drop (pts) | same "
-             f"answers | tokens/s, 1 client | TTFT (ms) | tokens/s, {clients} clients | x "
-             "original (1 client) |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        name = f"**{r['method']}** (chosen)" if r["method"] == chosen else r["method"]
-        if "error" in r:
-            lines.append(f"| {name} | failed: {r['error']} | | | | | | | | | | |")
-            continue
-        lines.append(
-            f"| {name} | {r['backend']} | {r['mb_on_disk']:.1f} | {r['rougeL']:.4f} "
-            f"| {r['rougeL_drop']:+.2f} | {r['cosine']:.4f} | {r['cosine_drop']:+.2f} "
-            f"| {r['same_answers']:.0%} | {r['tokens_per_s_1']:.1f} | {r['ttft_ms']:.0f} "
-            f"| {r['tokens_per_s_many']:.1f} | {r['speedup_1']:.2f} |")
-    return "\n".join(lines) + "\n"
+    head = ["method", "backend", "MB", "ROUGE-L", "drop (pts)", "cosine", "drop (pts)",
+            "same answers", "tokens/s, 1 client", "TTFT (ms)", f"tokens/s, {clients} clients",
+            "x original (1 client)"]
+    return markdown_table(head, rows, chosen, lambda r: [
+        r["backend"], f"{r['mb_on_disk']:.1f}", f"{r['rougeL']:.4f}",
+        f"{r['rougeL_drop']:+.2f}", f"{r['cosine']:.4f}", f"{r['cosine_drop']:+.2f}",
+        f"{r['same_answers']:.0%}", f"{r['tokens_per_s_1']:.1f}", f"{r['ttft_ms']:.0f}",
+        f"{r['tokens_per_s_many']:.1f}", f"{r['speedup_1']:.2f}"])
 
 
 def compress_generator(run_dir: str | Path, data: str | None, output: str | Path, *,

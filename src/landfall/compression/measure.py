@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +66,16 @@ def measure(run_dir: str | Path, texts, y, labels, *, latency_docs: int = 50,
             "mb_on_disk": dir_bytes(path) / 2**20, "params": param_count(path),
             "latency_ms_b1": 1000 * statistics.median(lat),
             "docs_per_s_b32": len(docs) / secs, "windows": int(out.windows.sum())}
+
+
+def markdown_table(head: Sequence[str], rows: Sequence[dict], chosen: str, cells) -> str:
+    """The compression table: one row per candidate (``cells(row)``: its cells after the
+    name), the chosen one in bold, a failed one with its error."""
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        name = f"**{r['method']}** (chosen)" if r["method"] == chosen else r["method"]
+        if "error" in r:
+            lines.append(f"| {name} | failed: {r['error']} |" + " |" * (len(head) - 2))
+            continue
+        lines.append("| " + " | ".join([name, *cells(r)]) + " |")
+    return "\n".join(lines) + "\n"

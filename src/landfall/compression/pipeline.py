@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from landfall import runs
-from landfall.compression.measure import measure
+from landfall.compression.measure import markdown_table, measure
 from landfall.compression.recipes import DEFAULT, NEEDS, RECIPES, Context, keep_float_recipe
 from landfall.errors import LandfallError
 from landfall.utils.progress import log
@@ -70,20 +70,12 @@ def _notes(row: dict) -> str:
 
 
 def _table(rows: Sequence[dict], chosen: str) -> str:
-    head = ("| method | MB on disk | parameters | latency b1 (ms) | docs/s b32 | x original "
-            "| accuracy | drop (pts) | notes |\n|---|---|---|---|---|---|---|---|---|")
-    lines = [head]
-    for r in rows:
-        name = f"**{r['method']}** (chosen)" if r["method"] == chosen else r["method"]
-        if "error" in r:
-            lines.append(f"| {name} | failed: {r['error']} | | | | | | | |")
-            continue
-        lines.append(
-            f"| {name} | {r['mb_on_disk']:.1f} | {r['params'] / 1e6:.2f} M "
-            f"| {r['latency_ms_b1']:.1f} | {r['docs_per_s_b32']:.1f} | {r['speedup_b32']:.2f} "
-            f"| {r['accuracy']:.2%} | {r['drop_points']:+.2f} "
-            f"| {_notes(r)} |")
-    return "\n".join(lines) + "\n"
+    head = ["method", "MB on disk", "parameters", "latency b1 (ms)", "docs/s b32",
+            "x original", "accuracy", "drop (pts)", "notes"]
+    return markdown_table(head, rows, chosen, lambda r: [
+        f"{r['mb_on_disk']:.1f}", f"{r['params'] / 1e6:.2f} M", f"{r['latency_ms_b1']:.1f}",
+        f"{r['docs_per_s_b32']:.1f}", f"{r['speedup_b32']:.2f}", f"{r['accuracy']:.2%}",
+        f"{r['drop_points']:+.2f}", _notes(r)])
 
 
 def compress(run_dir: str | Path, data: str, output: str | Path, *, max_drop: float = 0.5,

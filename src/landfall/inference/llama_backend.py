@@ -9,9 +9,11 @@ token ids and differ only in the arithmetic: llama.cpp takes token ids in and gi
 out. The GGUF still carries its own tokenizer and chat template (checked at load), so that the
 file alone works in any llama.cpp tool.
 
-One llama.cpp context decodes one sequence at a time (``Llama.generate``); requests are taken
-in turn (``serving.generation_llama`` queues them). Consecutive prompts that share a prefix
-(the system turn) reuse its KV cache: llama-cpp-python keeps the longest common prefix.
+Two decoders: ``LlamaModel`` (llama-cpp-python's ``Llama.generate``, one sequence per context:
+``generate`` and ``evaluate``; consecutive prompts that share a prefix reuse its KV cache) and
+``ParallelDecoder`` (llama.cpp's parallel sequences: many sequences in one batch per decoding
+step, each with its own seq_id in one unified KV cache — what llama.cpp's own server does
+with ``--parallel``; the service's engine, ``serving.generation_llama``).
 """
 
 from __future__ import annotations
@@ -135,6 +137,81 @@ class LlamaModel:
                 gen.close()
 
 
+class ParallelDecoder:
+    """One llama.cpp context decoding up to ``n_seq`` sequences together: ``step`` takes each
+    sequence's next tokens (a prompt chunk, or the last generated token) and returns the
+    logits after each sequence's last one. Written on llama-cpp-python's low-level API
+    because its ``Llama`` class decodes one sequence per context (no batching across
+    requests); this is the loop of llama.cpp's ``examples/parallel`` and of its server."""
+
+    def __init__(self, gguf: Path, *, n_seq: int, n_ctx: int, threads: int = 0,
+                 n_batch: int = 512) -> None:
+        llama_cpp = require_llama_cpp()
+        from llama_cpp import _internals
+
+        self.lib = llama_cpp
+        self.threads = threads or os.cpu_count() or 1
+        self.n_seq, self.n_ctx, self.n_batch = n_seq, n_ctx, n_batch
+        self.model = _internals.LlamaModel(path_model=str(gguf),
+                                           params=llama_cpp.llama_model_default_params(),
+                                           verbose=False)
+        p = llama_cpp.llama_context_default_params()
+        p.n_ctx, p.n_batch, p.n_ubatch, p.n_seq_max = n_ctx, n_batch, n_batch, n_seq
+        p.kv_unified = True  # the sequences share the cache: a long one may use what is free
+        p.n_threads = p.n_threads_batch = self.threads
+        self.ctx = _internals.LlamaContext(model=self.model, params=p, verbose=False)
+        self.batch = _internals.LlamaBatch(n_tokens=n_batch, embd=0, n_seq_max=1,
+                                           verbose=False)
+        self.memory = llama_cpp.llama_get_memory(self.ctx.ctx)
+        self.n_vocab = self.model.n_vocab()
+
+    def step(self, parts: Sequence[tuple[int, Sequence[int], int]]) -> dict:
+        """``parts``: (seq_id, tokens, position of the first) with at most ``n_batch`` tokens
+        in all -> {seq_id: the logits after its last token (a copy)}."""
+        import numpy as np
+
+        b = self.batch.batch
+        n, last = 0, {}
+        for seq, tokens, pos in parts:
+            for k, tok in enumerate(tokens):
+                b.token[n], b.pos[n], b.n_seq_id[n], b.logits[n] = tok, pos + k, 1, False
+                b.seq_id[n][0] = seq
+                n += 1
+            b.logits[n - 1] = True
+            last[seq] = n - 1
+        b.n_tokens = n
+        rc = self.lib.llama_decode(self.ctx.ctx, b)
+        if rc != 0:
+            raise RuntimeError(f"llama_decode returned {rc} (1: no room in the KV cache)")
+        return {seq: np.ctypeslib.as_array(self.lib.llama_get_logits_ith(self.ctx.ctx, i),
+                                           shape=(self.n_vocab,)).copy()
+                for seq, i in last.items()}
+
+    def free(self, seq: int) -> None:
+        """Forget a sequence's KV cache (its seq_id is then free for another)."""
+        self.lib.llama_memory_seq_rm(self.memory, seq, -1, -1)
+
+
+def pick_token(logits, *, greedy: bool, temperature: float = 1.0, top_k: int = 0,
+               top_p: float = 1.0, rng=None) -> int:
+    """Greedy: the argmax (llama.cpp's greedy sampler does the same); otherwise temperature,
+    then top-k (0 = none), then top-p, sampled with ``rng`` (numpy Generator)."""
+    import numpy as np
+
+    if greedy:
+        return int(np.argmax(logits))
+    x = logits.astype(np.float64) / max(temperature, 1e-5)
+    order = np.argsort(-x)
+    if top_k:
+        order = order[:top_k]
+    p = np.exp(x[order] - x[order[0]])
+    p /= p.sum()
+    if top_p < 1.0:
+        keep = int(np.searchsorted(np.cumsum(p), top_p) + 1)
+        order, p = order[:keep], p[:keep] / p[:keep].sum()
+    return int(order[rng.choice(len(order), p=p)])
+
+
 class LlamaGenerator:
     """The Generator of a GGUF run: the same prompts, checks and results as
     ``inference.generator.Generator``, decoded by llama.cpp one prompt at a time."""
@@ -153,9 +230,18 @@ class LlamaGenerator:
         self.config = json.loads((path / "config.json").read_text(encoding="utf-8")) \
             if (path / "config.json").is_file() else {}
         n_ctx = n_ctx or min(self.context or 4096, 4096)
-        self.model = LlamaModel(path / "model.gguf", n_ctx=n_ctx, threads=threads)
-        self.n_ctx = n_ctx
+        self.n_ctx, self.threads = n_ctx, threads
         self.context = min(self.context, n_ctx) if self.context else n_ctx
+        self._model: LlamaModel | None = None
+
+    @property
+    def model(self) -> LlamaModel:
+        """The one-sequence llama.cpp context, loaded when first used (the service decodes
+        with a ``ParallelDecoder`` instead)."""
+        if self._model is None:
+            self._model = LlamaModel(self.path / GGUF_FILE, n_ctx=self.n_ctx,
+                                     threads=self.threads)
+        return self._model
 
     def prompt_ids(self, request: str | Sequence[dict]) -> list[int]:
         return encode(self.tokenizer, prompt_text(self.tokenizer, request,

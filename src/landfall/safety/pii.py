@@ -177,9 +177,16 @@ def redact(text: str, spans: Sequence[Span]) -> str:
     return "".join(out)
 
 
+# Redaction keeps what the audit's swap test drops: a value missed in a log costs more than a
+# word masked for nothing, and Presidio scores a phone number without a context word such as
+# "phone" 0.4 ("call me on +1 415 555 0142"), under the audit's 0.6 floor.
+REDACT_MIN_SCORE = 0.35
+
+
 def redactor(detector: PiiDetector | None = None):
-    """A function that redacts the PII in a list of texts (the service's request log)."""
-    detector = detector or PiiDetector()
+    """A function that redacts the PII in a list of texts (the service's request log and the
+    assistant's transcripts), down to ``REDACT_MIN_SCORE``."""
+    detector = detector or PiiDetector(min_score=REDACT_MIN_SCORE)
 
     def clean(texts: list[str]) -> list[str]:
         return [redact(t, s) for t, s in zip(texts, detector.find(texts), strict=True)]

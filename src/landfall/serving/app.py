@@ -34,6 +34,7 @@ from landfall.inference.predictor import Prediction, softmax
 from landfall.inference.results import Labeller
 from landfall.serving.batcher import Batcher, BatchStats, Closed, QueueFull
 from landfall.serving.http import (
+    InFlight,
     Loader,
     Refused,
     api_key,
@@ -248,7 +249,7 @@ def create_app(run_dir: str | Path, cfg: ServeConfig | None = None,
             return refuse(Refused(503, "model is loading", "not_ready", retry=True))
         return JSONResponse(service.info() | screen.info())
 
-    inflight = [0]  # requests inside _classify (the event loop is single-threaded)
+    inflight = InFlight(cfg.max_inflight)  # requests inside _classify
     schema = {"requestBody": {"required": True, "content": {
         "application/json": {"schema": ClassifyRequest.model_json_schema()}}}}
 
@@ -260,14 +261,11 @@ def create_app(run_dir: str | Path, cfg: ServeConfig | None = None,
     async def classify(request: Request):
         """Classify texts: per text the label, class probabilities and window count."""
         t0 = time.monotonic()
-        if inflight[0] >= cfg.max_inflight:
-            return refuse(Refused(503, f"server busy: {inflight[0]} requests in flight "
-                                   f"(limit {cfg.max_inflight})", "inflight_full", retry=True))
-        inflight[0] += 1
         try:
-            return await _classify(request, t0)
-        finally:
-            inflight[0] -= 1
+            with inflight:
+                return await _classify(request, t0)
+        except Refused as exc:
+            return refuse(exc)
 
     async def _classify(request: Request, t0: float):
         try:

@@ -238,8 +238,10 @@ class GenerationEngine(Loader):
         waiting = max(0, len(self.streams) - self.cfg.max_batch_size)
         return waiting / self.cfg.max_batch_size * self.mean_seconds
 
+    capacity_name = "the KV cache ({n} tokens, serve.max_kv_mb)"
+
     def open(self, prompt: list[int], params: Params, arrived: float) -> Stream:
-        """Admit a request into the running batch (call on the event loop), or refuse it."""
+        """Admit a request (call on the event loop), or refuse it."""
         if not self.accepting:
             raise Refused(503, "server is shutting down", "closing", retry=True)
         if len(self.streams) >= self.cfg.max_streams:
@@ -253,18 +255,22 @@ class GenerationEngine(Loader):
                           retry_after=wait)
         if len(prompt) + params.max_new_tokens > self.capacity_tokens:
             raise Refused(413, f"max_tokens: {len(prompt)} prompt tokens + "
-                          f"{params.max_new_tokens} new tokens exceed the KV cache "
-                          f"({self.capacity_tokens} tokens, serve.max_kv_mb)", "too_long")
+                          f"{params.max_new_tokens} new tokens exceed "
+                          f"{self.capacity_name.format(n=self.capacity_tokens)}", "too_long")
         self.reap()
         rid = uuid.uuid4().hex
         stream = Stream(self, rid, len(prompt), params, arrived + self.cfg.stream_timeout_s)
-        self.manager.register_result_handler(rid, stream.on_output)
         self.streams[rid] = stream
-        self.manager.add_request(prompt, request_id=rid, max_new_tokens=params.max_new_tokens,
-                                 streaming=True, eos_token_id=self.eos,
-                                 **self._sampling(params))
+        self._submit(stream, prompt)
         self.metrics.streams.set(len(self.streams))
         return stream
+
+    def _submit(self, stream: Stream, prompt: list[int]) -> None:
+        """Hand an admitted request to the decoder: here, the running batch."""
+        self.manager.register_result_handler(stream.rid, stream.on_output)
+        self.manager.add_request(prompt, request_id=stream.rid,
+                                 max_new_tokens=stream.params.max_new_tokens, streaming=True,
+                                 eos_token_id=self.eos, **self._sampling(stream.params))
 
     def release(self, stream: Stream) -> None:
         """A stream is over (finished, failed, timed out or abandoned): free its place."""
@@ -308,14 +314,17 @@ class GenerationEngine(Loader):
     def info(self) -> dict:
         from dataclasses import asdict
 
-        c = self.generator.model.config if self.generator else None
         return {"run": self.run_dir.name, "task": "causal_lm", "backend": self.backend,
-                "model_type": getattr(c, "model_type", None),
+                "model_type": self.model_type(),
                 "context": self.generator.context if self.generator else None,
                 "kv_cache_tokens": self.capacity_tokens,
                 "defaults": asdict(self.defaults) if self.ready.is_set() else None,
                 "limits": {k: v for k, v in asdict(self.cfg).items()
                            if k.startswith("max_") or k in ("timeout_s", "step_tokens")}}
+
+    def model_type(self) -> str | None:
+        c = self.generator.model.config if self.generator else None
+        return getattr(c, "model_type", None)
 
     def close(self, timeout: float = 60.0) -> None:
         """Stop taking requests; the decoding loop finishes what it holds, then stops."""

@@ -37,7 +37,15 @@ from landfall.serving.generation_requests import (
     generate_params,
     obj,
 )
-from landfall.serving.http import Refused, api_key, install_common, parse_json, read_body, refusal
+from landfall.serving.http import (
+    InFlight,
+    Refused,
+    api_key,
+    install_common,
+    parse_json,
+    read_body,
+    refusal,
+)
 from landfall.serving.memory import HeapTrimmer
 from landfall.serving.metrics import Metrics
 from landfall.serving.screen import Screen
@@ -117,17 +125,13 @@ def create_generation_app(run_dir: str | Path, cfg: ServeConfig | None = None,
             return refusal(metrics, Refused(503, "model is loading", "not_ready", retry=True))
         return JSONResponse(engine.info() | screen.info())
 
-    inflight = [0]  # requests being read or tokenised (the event loop is single-threaded)
+    inflight = InFlight(cfg.max_inflight)  # requests being read or tokenised
 
     async def admit(request: Request, parse) -> tuple[Stream, bool, bool, float, str]:
         """Read, check, tokenise and admit a request; a Refused says why not. The last item
         is what the user wrote (the prompt, or the user messages), for the guard and log."""
         t0 = time.monotonic()
-        if inflight[0] >= cfg.max_inflight:
-            raise Refused(503, f"server busy: {inflight[0]} requests in flight (limit "
-                          f"{cfg.max_inflight})", "inflight_full", retry=True)
-        inflight[0] += 1
-        try:
+        with inflight:
             body = await read_body(request, cfg.max_body_bytes)
             payload = obj(parse_json(body))
             if not engine.ready.is_set():
@@ -145,8 +149,6 @@ def create_generation_app(run_dir: str | Path, cfg: ServeConfig | None = None,
             except LandfallError as exc:
                 raise Refused(413, str(exc), "too_long") from None
             return engine.open(prompt, params, t0), wants_stream, usage, t0, said
-        finally:
-            inflight[0] -= 1
 
     async def screened(path: str, said: str, text: str) -> dict:
         """The guard's verdict on a response ({"guard": ...}; a Refused when refusing), and

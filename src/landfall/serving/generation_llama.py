@@ -1,13 +1,13 @@
-"""The generation engine of ``landfall serve`` on a GGUF run: llama.cpp, one stream at a time.
+"""The generation engine of ``landfall serve`` on a GGUF run: llama.cpp's parallel sequences.
 
 Same endpoints, limits, deadlines, cancellation, metrics and drain as the torch engine
 (``serving.generation``), which it extends: the HTTP layer and ``Stream`` are shared, only
-the decoding loop differs. llama-cpp-python's ``Llama`` decodes one sequence per context, so
-admitted requests wait in a FIFO queue for the one decoding thread (measured in
-bench/README.md: llama.cpp's single stream is fast, but it does not batch; for many clients
-the torch engine's continuous batching gives more tokens per second in all). A request whose
-client left, or whose deadline passed, is dropped from the queue or stopped between two
-tokens.
+the decoding loop differs. One decoding thread runs llama.cpp on up to
+``serve.max_batch_size`` sequences at once (``inference.llama_backend.ParallelDecoder``: one
+batch per step holding each running sequence's next token and the prompt chunks of those
+just admitted, as llama.cpp's own server does with ``--parallel``); further requests wait in
+a FIFO queue for a free sequence and room in the KV cache. A request whose client left, or
+whose deadline passed, is dropped from the queue or stopped between two steps.
 """
 
 from __future__ import annotations
@@ -16,17 +16,18 @@ import asyncio
 import collections
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 
-from landfall.serving.generation import GenerationEngine, Params, Stream
-from landfall.serving.http import Refused
+from landfall.serving.generation import GenerationEngine, Stream
 
 try:  # the status the shared Stream compares with (transformers' continuous batching)
     from transformers.generation.continuous_batching import RequestStatus
     FAILED = RequestStatus.FAILED
 except ImportError:  # pragma: no cover - the torch engine imports it too
     FAILED = "failed"
+
+KV_TOKENS_PER_SEQUENCE = 1024  # the unified KV cache: this many tokens per parallel sequence
+KV_TOKENS_MAX = 32768  # (SmolLM2-135M: 23 KB a token, 0.75 GB at the cap)
 
 
 @dataclass
@@ -49,123 +50,169 @@ class _Job:
     prompt: list[int]
     loop: asyncio.AbstractEventLoop
     cancelled: threading.Event = field(default_factory=threading.Event)
+    # decoding state (the decoding thread's own)
+    seq: int = -1
+    pos: int = 0  # tokens of this sequence in the KV cache
+    todo: list[int] = field(default_factory=list)  # prompt tokens not yet decoded
+    ids: list[int] = field(default_factory=list)  # generated
+    rng: object = None
+
+    @property
+    def need(self) -> int:  # KV cache tokens this request may take
+        return len(self.prompt) + self.stream.params.max_new_tokens
+
+    def send(self, out: Output) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.stream.on_output, out)
+        except RuntimeError:  # the event loop is closed: nobody listens any more
+            self.cancelled.set()
 
 
 class LlamaEngine(GenerationEngine):
-    """A GGUF run served by llama.cpp: requests queue for the one decoding thread."""
+    """A GGUF run served by llama.cpp, up to ``max_batch_size`` sequences decoded together."""
 
     def __init__(self, run_dir, cfg, metrics) -> None:
         super().__init__(run_dir, cfg, metrics)
         self._jobs: collections.deque[_Job] = collections.deque()
         self._by_id: dict[str, _Job] = {}
         self._cv = threading.Condition()
-        self._running: _Job | None = None
+        self._active: dict[int, _Job] = {}
         self._stop = False
         self._thread: threading.Thread | None = None
+        self.decoder = None
 
     # -- loading -------------------------------------------------------------------------
     def _load(self) -> None:
+        from landfall.inference.llama_backend import ParallelDecoder
         from landfall.inference.loading import load_generation_run, run_config
 
         gen = load_generation_run(self.run_dir, threads=self.cfg.threads)
         self.generator, self.tokenizer = gen, gen.tokenizer
         self.stop_ids, self.eos = set(gen.stop_ids), sorted(gen.stop_ids)
         self.defaults = run_config(self.run_dir).generate
-        self.capacity_tokens = gen.n_ctx
-        self.backend = (f"llama.cpp (GGUF {gen.path.name}/model.gguf, {gen.model.threads} "
-                        "threads), one stream at a time: requests queue")
+        n_seq = max(1, self.cfg.max_batch_size)
+        self.capacity_tokens = max(gen.n_ctx, min(n_seq * KV_TOKENS_PER_SEQUENCE,
+                                                  KV_TOKENS_MAX))
+        self.decoder = ParallelDecoder(gen.path / "model.gguf", n_seq=n_seq,
+                                       n_ctx=self.capacity_tokens, threads=self.cfg.threads)
+        self.free_seqs = list(range(n_seq))
+        self.reserved = 0
+        self.backend = (f"llama.cpp (GGUF {gen.path.name}/model.gguf, "
+                        f"{self.decoder.threads} threads), up to {n_seq} parallel sequences "
+                        f"in one batch per step, {self.capacity_tokens} KV-cache tokens")
         # warm-up: the weights paged in and the compute buffers allocated before "ready"
-        list(gen.model.tokens(self.prompt_ids("Hello"), max_new_tokens=4))
+        warm = self.prompt_ids("Hello")
+        self.decoder.step([(0, warm, 0)])
+        self.decoder.free(0)
         self._thread = threading.Thread(target=self._decode_loop, name="landfall-llama",
                                         daemon=True)
         self._thread.start()
         self.ready.set()
 
     # -- the decoding thread -------------------------------------------------------------
+    def _admit(self) -> None:
+        """Queued requests into free sequences while the KV cache has room (under _cv)."""
+        while self._jobs and self.free_seqs:
+            job = self._jobs[0]
+            if job.cancelled.is_set():
+                self._jobs.popleft()
+                continue
+            if self._active and self.reserved + job.need > self.capacity_tokens:
+                return  # wait for room: first come, first served
+            self._jobs.popleft()
+            job.seq, job.pos, job.todo = self.free_seqs.pop(), 0, list(job.prompt)
+            if not job.stream.params.greedy:
+                import numpy as np
+
+                job.rng = np.random.default_rng(abs(hash(tuple(job.prompt))) % 2**32)
+            self.reserved += job.need
+            self._active[job.seq] = job
+
+    def _retire(self, job: _Job) -> None:
+        self.decoder.free(job.seq)
+        with self._cv:
+            self._active.pop(job.seq, None)
+            self.free_seqs.append(job.seq)
+            self.reserved -= job.need
+            self._by_id.pop(job.stream.rid, None)
+
     def _decode_loop(self) -> None:
+        from landfall.inference.llama_backend import pick_token
+
         while True:
             with self._cv:
-                while not self._jobs and not self._stop:
+                while not self._jobs and not self._active and not self._stop:
                     self._cv.wait()
-                if not self._jobs:
+                if not self._jobs and not self._active:
                     return  # stopped and drained
-                job = self._jobs.popleft()
-                self._running = job
+                self._admit()
+                active = list(self._active.values())
+            for job in [j for j in active if j.cancelled.is_set()]:
+                self._retire(job)
+                active.remove(job)
+            if not active:
+                continue
+            # one step: each running sequence's last token, then prompt chunks in the room left
+            budget, parts = self.decoder.n_batch, []
+            for job in active:
+                if not job.todo:
+                    parts.append((job, [job.ids[-1]]))
+                    budget -= 1
+            for job in active:
+                if job.todo and budget > 0:
+                    chunk = job.todo[:budget]
+                    parts.append((job, chunk))
+                    budget -= len(chunk)
             try:
-                if not job.cancelled.is_set():
-                    self._decode(job)
-            finally:
-                with self._cv:
-                    self._running = None
-                    self._by_id.pop(job.stream.rid, None)
-
-    def _decode(self, job: _Job) -> None:
-        p = job.stream.params
-        ids: list[int] = []
-
-        def send(out: Output) -> None:
-            try:
-                job.loop.call_soon_threadsafe(job.stream.on_output, out)
-            except RuntimeError:  # the event loop is closed: nobody listens any more
-                job.cancelled.set()
-
-        try:
-            for tok in self.generator.model.tokens(
-                    job.prompt, max_new_tokens=p.max_new_tokens, greedy=p.greedy,
-                    temperature=p.temperature, top_p=p.top_p, top_k=p.top_k,
-                    stop=job.cancelled.is_set, eos=self.stop_ids):
-                ids.append(tok)
-                done = tok in self.stop_ids or len(ids) >= p.max_new_tokens
-                send(Output(list(ids), finished=done))
+                logits = self.decoder.step([(j.seq, toks, j.pos) for j, toks in parts])
+            except Exception as exc:  # noqa: BLE001 - reported to every stream in the step
+                for job, _ in parts:
+                    job.send(Output(list(job.ids), finished=True, status=FAILED,
+                                    error=f"{type(exc).__name__}: {exc}"))
+                    self._retire(job)
+                continue
+            for job, toks in parts:
+                job.pos += len(toks)
+                if job.todo:
+                    job.todo = job.todo[len(toks):]
+                    if job.todo:
+                        continue  # the prompt is not all in yet
+                p = job.stream.params
+                tok = pick_token(logits[job.seq], greedy=p.greedy, temperature=p.temperature,
+                                 top_k=p.top_k, top_p=p.top_p, rng=job.rng)
+                job.ids.append(tok)
+                done = tok in self.stop_ids or len(job.ids) >= p.max_new_tokens
+                job.send(Output(list(job.ids), finished=done))
                 if done:
-                    return
-            if not job.cancelled.is_set():  # ended without a token (a full context)
-                send(Output(list(ids), finished=True))
-        except Exception as exc:  # noqa: BLE001 - reported to the stream, logged by it
-            send(Output(list(ids), finished=True, error=f"{type(exc).__name__}: {exc}",
-                        status=FAILED))
+                    self._retire(job)
 
     # -- requests ------------------------------------------------------------------------
     def expected_wait(self) -> float:
-        """Seconds a new request would wait: every stream ahead of it, one at a time."""
-        return len(self.streams) * self.mean_seconds
+        """Seconds a new request would wait: the queue ahead of it, a batch at a time."""
+        n_seq = max(1, self.cfg.max_batch_size)
+        return max(0, len(self.streams) - n_seq + 1) / n_seq * self.mean_seconds
 
-    def open(self, prompt: list[int], params: Params, arrived: float) -> Stream:
-        if not self.accepting:
-            raise Refused(503, "server is shutting down", "closing", retry=True)
-        if len(self.streams) >= self.cfg.max_streams:
-            raise Refused(503, f"server busy: {len(self.streams)} streams (limit "
-                          f"{self.cfg.max_streams})", "queue_full", retry=True,
-                          retry_after=self.expected_wait())
-        wait = self.expected_wait()
-        if self.cfg.max_queue_wait_s and wait > self.cfg.max_queue_wait_s:
-            raise Refused(503, f"server busy: expected wait {wait:.1f} s (limit "
-                          f"{self.cfg.max_queue_wait_s:g} s)", "queue_full", retry=True,
-                          retry_after=wait)
-        if len(prompt) + params.max_new_tokens > self.capacity_tokens:
-            raise Refused(413, f"max_tokens: {len(prompt)} prompt tokens + "
-                          f"{params.max_new_tokens} new tokens exceed the llama.cpp context "
-                          f"({self.capacity_tokens} tokens)", "too_long")
-        rid = uuid.uuid4().hex
-        stream = Stream(self, rid, len(prompt), params, arrived + self.cfg.stream_timeout_s)
+    capacity_name = "the llama.cpp KV cache ({n} tokens)"
+
+    def _submit(self, stream: Stream, prompt: list[int]) -> None:
+        """Queue an admitted request for the decoding thread."""
         job = _Job(stream, list(prompt), asyncio.get_running_loop())
-        self.streams[rid] = stream
         with self._cv:
             self._jobs.append(job)
-            self._by_id[rid] = job
+            self._by_id[stream.rid] = job
             self._cv.notify()
-        self.metrics.streams.set(len(self.streams))
-        return stream
 
     def release(self, stream: Stream) -> None:
         if self.streams.pop(stream.rid, None) is None:
             return
         with self._cv:
-            job = self._by_id.pop(stream.rid, None)
+            job = self._by_id.get(stream.rid)
             if job is not None:  # still queued or decoding: drop it / stop it
                 job.cancelled.set()
                 if job in self._jobs:
                     self._jobs.remove(job)
+                    self._by_id.pop(stream.rid, None)
+            self._cv.notify()
         self.metrics.finished.labels(stream.finish or "cancelled").inc()
         life = time.monotonic() - stream.started
         self.mean_seconds = life if self.mean_seconds == 0 else 0.9 * self.mean_seconds + 0.1 * life
@@ -180,19 +227,10 @@ class LlamaEngine(GenerationEngine):
 
     def held_requests(self) -> int:
         with self._cv:
-            return len(self._jobs) + (self._running is not None)
+            return len(self._jobs) + len(self._active)
 
-    def info(self) -> dict:
-        from dataclasses import asdict
-
-        gen = self.generator
-        return {"run": self.run_dir.name, "task": "causal_lm", "backend": self.backend,
-                "model_type": gen.config.get("model_type") if gen else None,
-                "context": gen.context if gen else None,
-                "kv_cache_tokens": self.capacity_tokens,
-                "defaults": asdict(self.defaults) if self.ready.is_set() else None,
-                "limits": {k: v for k, v in asdict(self.cfg).items()
-                           if k.startswith("max_") or k in ("timeout_s", "step_tokens")}}
+    def model_type(self) -> str | None:
+        return self.generator.config.get("model_type") if self.generator else None
 
     def close(self, timeout: float = 60.0) -> None:
         """Stop taking requests; the decoding thread finishes the queue, then stops."""

@@ -36,6 +36,25 @@ class Refused(Exception):
         self.retry_after = retry_after  # seconds, when known (else RETRY_AFTER_S)
 
 
+class InFlight:
+    """The requests a service is reading, checking or queueing, at most ``limit``
+    (``serve.max_inflight``): ``with inflight:`` raises a 503 beyond it. The event loop is
+    single-threaded, so a plain counter is enough."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.count = limit, 0
+
+    def __enter__(self) -> InFlight:
+        if self.count >= self.limit:
+            raise Refused(503, f"server busy: {self.count} requests in flight (limit "
+                          f"{self.limit})", "inflight_full", retry=True)
+        self.count += 1
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.count -= 1
+
+
 def encodable(text: str) -> bool:
     """False for strings that are not valid Unicode (lone surrogates such as '\\ud800')."""
     try:

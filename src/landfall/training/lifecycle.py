@@ -63,6 +63,14 @@ def make_accelerator(precision: str):
     elsewhere PyTorch emulates bf16 products, slower than fp32, so it is refused."""
     from accelerate import Accelerator
 
+    for var, name in (("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")):
+        if os.environ.get(var, "").lower() in ("1", "true", "yes"):
+            # refused before anything is built: the loop would train unsharded state dicts
+            # and checkpoint one shard (docs/guide/scale-out.md, "FSDP")
+            raise LandfallError(f"{name} (accelerate config, {var}) is not supported by "
+                                "Landfall's training loop: every model it trains fits one "
+                                "device, so use DDP (landfall train --processes N, or "
+                                "accelerate launch with distributed_type MULTI_GPU/MULTI_CPU)")
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
     native = bf16_native(device)

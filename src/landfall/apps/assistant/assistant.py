@@ -8,6 +8,10 @@ passages used):
   knowledge base close enough), an explicit request for a person, nothing in the knowledge
   base to answer from, or repeated failure in the conversation;
 * ``template``: a confident in-scope intent gets its vetted template, slots filled;
+* ``knowledge``: otherwise, when the ``retrieval.consensus_k`` best passages agree (their most
+  central answer's mean ROUGE-L with the others reaches the ``knowledge`` threshold), that
+  written answer of the knowledge base answers, slots filled: a new FAQ entry answers its
+  question as the business wrote it;
 * ``generate``: anything else goes to retrieval + the grounded generator.
 """
 
@@ -28,7 +32,7 @@ from landfall.apps.assistant.manifest import Manifest
 from landfall.apps.assistant.prompts import grounded_prompt, split_sources
 from landfall.apps.assistant.slots import EntityFinder, fill, read_profile
 
-ROUTES = ("template", "generate", "handoff", "refuse")
+ROUTES = ("template", "knowledge", "generate", "handoff", "refuse")
 
 
 @dataclass
@@ -39,6 +43,7 @@ class Decision:
     score: float = 0.0  # the intent's probability
     oos_score: float = 0.0  # the out_of_scope class's probability
     passages: list[dict] = field(default_factory=list)  # retrieved (id, title, cosine)
+    sources: list[dict] = field(default_factory=list)  # the passages the answer is from
     prompt: str | None = None  # the generator's user turn (route generate)
     text: str | None = None  # the answer, when known before generation
     slots_left: list[str] = field(default_factory=list)
@@ -161,11 +166,10 @@ class Assistant:
             return d
         t2 = time.perf_counter()
         r = self.cfg.retrieval
-        hits = self.kb.search([message], r.top_k)[0]
+        hits = self.kb.search([message], max(r.top_k, r.consensus_k))[0]
         t["retrieve"] = time.perf_counter() - t2
-        d.passages = [{"id": doc.id, "title": doc.title, "intent": doc.intent,
-                       "cosine": round(h.dense, 4)} for doc, h in hits]
         top = max((h.dense for _, h in hits), default=-1.0)
+        d.passages = [_passage(doc, h) for doc, h in hits[:r.top_k]]
         if p_oos >= self.thresholds["oos"] and top < self.thresholds["kb_cosine"]:
             d.route, d.text = "handoff", self.cfg.assistant.handoff_message
             d.reason = (f"out of scope ({p_oos:.2f} >= {self.thresholds['oos']:.2f}) and no "
@@ -175,6 +179,19 @@ class Assistant:
             d.route, d.text = "handoff", self.cfg.assistant.dont_know_message
             d.reason = f"no passage close enough (best cosine {top:.2f} < {r.min_cosine:.2f})"
             return d
+        agreed = hits[:r.consensus_k] if r.consensus_k > 1 else []
+        i, agree = T.agreement([doc.text for doc, _ in agreed])
+        bar = self.thresholds.get("knowledge", 1.01)  # runs built before the route: never
+        if len(agreed) > 1 and agree >= bar:
+            doc, h = agreed[i]
+            d.route, d.passages = "knowledge", [_passage(doc, x) for doc, x in agreed]
+            d.sources = [d.passages[i]]
+            d.reason = (f"intent {intent} at {p:.2f} < template threshold "
+                        f"{self.thresholds['template']:.2f}; the {len(agreed)} best passages "
+                        f"agree (ROUGE-L {agree:.2f} >= {bar:.2f}): passage [{i + 1}] answers")
+            d.text, d.slots_left = fill(doc.text, self.finder.find(message), self.profile)
+            return d
+        hits = hits[:r.top_k]
         turns = [(x.user, x.assistant) for x in history[-self.cfg.conversation.history_turns:]]
         d.prompt = grounded_prompt(message, [(doc.title, doc.text) for doc, _ in hits],
                                    r.passage_words, turns if self.cfg.conversation.history_turns
@@ -214,7 +231,8 @@ class Assistant:
             d.timings["generate"] = time.perf_counter() - t1
             d.text, sources = self.finish(d, raw, message)
         text = d.text or ""
-        if d.route in ("template", "generate"):
+        sources = sources or d.sources
+        if d.route in ("template", "knowledge", "generate"):
             t2 = time.perf_counter()
             verdict = self.check(text, "output")
             d.timings["guard_out"] = time.perf_counter() - t2
@@ -239,6 +257,11 @@ class Assistant:
         words = text.split(" ")
         for i in range(0, len(words), 4):
             yield " ".join(words[i:i + 4]) + (" " if i + 4 < len(words) else "")
+
+
+def _passage(doc, hit) -> dict:
+    return {"id": doc.id, "title": doc.title, "intent": doc.intent,
+            "cosine": round(hit.dense, 4)}
 
 
 def _names(csv: str) -> list[str]:

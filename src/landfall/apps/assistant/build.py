@@ -223,7 +223,8 @@ def build(cfg: Config, run_dir: str | Path) -> dict:
     }
     known = [r for r in splits.train if r.intent not in ho]
     with timed("mining templates"):
-        T.write(run_dir / T.FILE, T.mine(known, embedder, a.templates_per_intent))
+        T.write(run_dir / T.FILE, T.mine(known, embedder, a.templates_per_intent,
+                                             a.template_centrality, a.seed))
     with timed(f"indexing {len(splits.train)} knowledge-base documents"):
         kb = KnowledgeBase.build(kb_documents(splits.train), embedder,
                                  dense_weight=cfg.retrieval.dense_weight,

@@ -41,7 +41,12 @@ class AssistantSection:
                       "\"Website Name\" = \"shop.example\") that fills {{Slot}} placeholders; "
                       "empty = none.")
     templates_per_intent: int = _f(1, "Answer templates mined per intent (the most central "
-                                   "responses by MiniLM embedding).", ge=1, le=10)
+                                   "responses, see template_centrality).", ge=1, le=10)
+    template_centrality: str = _f("rougeL", "How the most central response of an intent is "
+                                  "found: 'rougeL' (the highest mean ROUGE-L with the intent's "
+                                  "other responses: the typical wording) or 'embedding' (the "
+                                  "nearest the intent's mean MiniLM embedding: the typical "
+                                  "meaning).", choices=("rougeL", "embedding"))
     handoff_message: str = _f(HANDOFF, "What the assistant says when it hands off to a person.")
     refusal_message: str = _f(REFUSAL, "What the assistant says when the guard refuses.")
     dont_know_message: str = _f(DONT_KNOW, "What the assistant says when retrieval finds "
@@ -81,6 +86,10 @@ class RetrievalSection:
                               ge=0.0)
     min_cosine: float = _f(0.35, "Below this cosine with the best passage, the generator is "
                            "not asked: the assistant says it does not know.", ge=-1.0, le=1.0)
+    consensus_k: int = _f(5, "Passages whose answers are compared for agreement: when they "
+                          "agree (routing.knowledge_threshold), the most central of them "
+                          "answers as written (route 'knowledge'); 0 or 1 = never, the "
+                          "generator always composes.", ge=0, le=20)
 
 
 @dataclass
@@ -94,6 +103,14 @@ class RoutingSection:
                                           "routed tuning rows are this accurate (new "
                                           "questions among them count as wrong).", gt=0.0,
                                           le=1.0)
+    knowledge_threshold: float = _f(-1.0, "Agreement (mean ROUGE-L of the most central of the "
+                                    "retrieval.consensus_k passages with the others) at or "
+                                    "above which that passage answers as written (-1 = chosen "
+                                    "on the tuning rows by build).", ge=-1.0, le=1.0)
+    target_knowledge_precision: float = _f(0.9, "build: the lowest knowledge threshold at "
+                                           "which the passage that answers is of the "
+                                           "request's own intent this often, on the tuning "
+                                           "rows that reach retrieval.", gt=0.0, le=1.0)
     target_inscope_handoff: float = _f(0.02, "build: the oos threshold hands off at most this "
                                        "share of in-scope tuning rows.", ge=0.0, lt=1.0)
     handoff_intents: str = _f("contact_human_agent", "Intents that are explicit requests for a "

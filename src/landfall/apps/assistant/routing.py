@@ -10,7 +10,11 @@ validation rows) and recorded in the manifest with the figures they gave there.
   probability reaches ``oos`` and no knowledge-base passage reaches cosine ``kb_cosine``;
   the pair that hands off the most out-of-domain tuning texts while handing off at most
   ``routing.target_inscope_handoff`` of the in-scope tuning rows (held-out intents
-  included: the knowledge base answers them).
+  included: the knowledge base answers them);
+* ``knowledge``: the lowest agreement of the ``retrieval.consensus_k`` best passages at which
+  the passage that would answer is of the request's own intent at least
+  ``routing.target_knowledge_precision`` of the time, on the tuning rows that the template
+  does not answer (all tuning rows when fewer than 20 of them).
 
 A threshold set in the config (not -1) is kept as it is.
 """
@@ -50,6 +54,25 @@ def oos_thresholds(p_in: np.ndarray, cos_in: np.ndarray, p_out: np.ndarray,
     return best
 
 
+def knowledge_threshold(a, rows, k: int, target: float) -> tuple[float, dict]:
+    from landfall.apps.assistant.templates import agreement
+
+    agree, right = [], []
+    for row, hits in zip(rows, a.kb.search([x.request for x in rows], k), strict=True):
+        if len(hits) < 2:
+            continue
+        i, g = agreement([doc.text for doc, _ in hits])
+        agree.append(g)
+        right.append(hits[i][0].intent == row.intent)
+    if not agree:
+        return 1.01, {}
+    agree_a, right_a = np.array(agree), np.array(right)
+    t = template_threshold(agree_a, right_a, target)
+    on = agree_a >= t
+    return t, {"knowledge_rows": len(agree), "knowledge_share": round(float(on.mean()), 4),
+               "knowledge_precision": round(float(right_a[on].mean()) if on.any() else 0.0, 4)}
+
+
 def choose_thresholds(run_dir: Path, cfg: Config, tune_rows, ood_tune: list[str]) -> dict:
     from landfall.apps.assistant.assistant import Assistant
 
@@ -72,8 +95,16 @@ def choose_thresholds(run_dir: Path, cfg: Config, tune_rows, ood_tune: list[str]
     else:
         t_oos, c, fig = oos_thresholds(p_in, cos_in, p_out, cos_out, r.target_inscope_handoff)
     routed = score >= t_tpl
+    k = cfg.retrieval.consensus_k
+    if r.knowledge_threshold >= 0 or k < 2:
+        t_kb, kfig = (r.knowledge_threshold if k >= 2 else 1.01), {}
+    else:
+        rest = [x for x, on in zip(tune_rows, routed, strict=True) if not on]
+        t_kb, kfig = knowledge_threshold(a, rest if len(rest) >= 20 else tune_rows, k,
+                                         r.target_knowledge_precision)
     return {"template": round(float(t_tpl), 4), "oos": round(float(t_oos), 4),
-            "kb_cosine": round(float(c), 4), "chosen_on": {
+            "kb_cosine": round(float(c), 4), "knowledge": round(float(t_kb), 4),
+            "chosen_on": {**kfig,
                 "tune_rows": len(tune_rows), "out_of_domain_tune_texts": len(ood_tune),
                 "template_share": round(float(routed.mean()), 4),
                 "template_precision": round(float(correct[routed].mean())

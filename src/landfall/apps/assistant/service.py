@@ -36,6 +36,7 @@ from landfall.config import ServeConfig
 from landfall.serving.generation import GenerationEngine, Params
 from landfall.serving.generation_requests import chat_params, obj
 from landfall.serving.http import (
+    InFlight,
     Loader,
     Refused,
     api_key,
@@ -159,7 +160,7 @@ def create_assistant_app(run_dir: str | Path, cfg: ServeConfig | None = None) ->
             "documents": len(a.kb.docs), "conversations": len(a.conversations),
             "limits": {k: v for k, v in cfg.__dict__.items() if k.startswith("max_")}})
 
-    inflight = [0]
+    inflight = InFlight(cfg.max_inflight)
 
     def log(reply: Reply, message: str, text: str) -> None:
         """The request log line and the transcript: redacted."""
@@ -186,11 +187,7 @@ def create_assistant_app(run_dir: str | Path, cfg: ServeConfig | None = None) ->
 
     async def decide(request: Request):
         t0 = time.monotonic()
-        if inflight[0] >= cfg.max_inflight:
-            raise Refused(503, f"server busy: {inflight[0]} requests in flight (limit "
-                          f"{cfg.max_inflight})", "inflight_full", retry=True)
-        inflight[0] += 1
-        try:
+        with inflight:
             body = await read_body(request, cfg.max_body_bytes)
             payload = obj(parse_json(body))
             a = ready()
@@ -205,8 +202,6 @@ def create_assistant_app(run_dir: str | Path, cfg: ServeConfig | None = None) ->
             message = users[-1]
             decision = await run_in_threadpool(a.decide, message, conv)
             return a, conv, note, message, decision, params, stream, t0
-        finally:
-            inflight[0] -= 1
 
     def open_stream(a: Assistant, decision, params: Params, t0: float):
         prompt = loader.engine.prompt_ids(decision.prompt)
@@ -230,7 +225,7 @@ def create_assistant_app(run_dir: str | Path, cfg: ServeConfig | None = None) ->
             stream = open_stream(a, d, params, t0) if d.route == "generate" else None
         except Refused as exc:
             return refusal(metrics, exc)
-        reply = Reply("", d, conv.id, note)
+        reply = Reply("", d, conv.id, note, list(d.sources))
 
         def done(text: str) -> None:
             reply.text = text
@@ -285,13 +280,14 @@ def create_assistant_app(run_dir: str | Path, cfg: ServeConfig | None = None) ->
     async def pieces(a: Assistant, d, stream, message: str, reply: Reply):
         """The answer's pieces, each sent only after the guard has read the text so far. A
         harmful answer stops at once: what follows is the refusal, and nothing more of it."""
-        if stream is None:  # template, hand-off, refusal: known text
+        if stream is None:  # template, knowledge, hand-off, refusal: known text
             text = d.text or ""
-            if d.route == "template":
+            if d.route in ("template", "knowledge"):
                 verdict = await run_in_threadpool(checked, a, text)
                 if verdict and verdict["harmful"]:
                     d.route, d.guard = "refuse", verdict
-                    d.reason = "the template was withheld: the guard finds it harmful"
+                    d.reason = f"the {d.route} answer was withheld: the guard finds it harmful"
+                    reply.sources = []
                     text = a.cfg.assistant.refusal_message
             for p in a.pieces(text):
                 yield p

@@ -2,9 +2,12 @@
 in an editable file (``RUN/templates.jsonl``, one template a line) that a person reviews and
 changes; the assistant reads it at load time, so an edit needs no rebuild.
 
-Mining: for each intent, the responses nearest the intent's mean MiniLM embedding (the most
-central ones: typical wording, no outlier), with their own request's entity value replaced
-by its slot.
+Mining: for each intent, its most central responses, with their own request's entity value
+replaced by its slot. Central by ROUGE-L (default): the responses sharing the most wording
+with the intent's other responses, i.e. the answer a reader of any one of them expects; or
+by embedding: those nearest the intent's mean MiniLM embedding (typical meaning). Both leave
+out the outliers; on the Bitext split the ROUGE-L choice scores 3 ROUGE-L points higher
+against held-out references (bench/README.md, "Assistant").
 """
 
 from __future__ import annotations
@@ -28,22 +31,53 @@ class Template:
     intent: str
     text: str
     source: str = ""  # where it was mined from ("train line 812") or "edited"
-    centrality: float = 0.0  # cosine with the intent's mean response embedding
+    centrality: float = 0.0  # mean ROUGE-L with the intent's other responses, or cosine
+    # with their mean embedding (assistant.template_centrality)
 
 
-def mine(rows, embedder, per_intent: int = 1) -> list[Template]:
-    """The ``per_intent`` most central responses of each intent."""
+MAX_GROUP = 300  # responses per intent compared by ROUGE-L (a seeded sample beyond that)
+
+
+def centrality(texts: list[str], embedder, by: str = "rougeL") -> np.ndarray:
+    """Each text's centrality in its group (higher = more typical)."""
+    if by == "rougeL":
+        from landfall.tasks.causal_lm.metrics import rougeL_matrix
+
+        m = rougeL_matrix(texts)
+        np.fill_diagonal(m, 0.0)
+        return m.sum(1) / max(len(texts) - 1, 1)
+    vectors = embedder.embed(texts)
+    centre = vectors.mean(0)
+    centre /= max(float(np.linalg.norm(centre)), 1e-9)
+    return vectors @ centre
+
+
+def agreement(texts: list[str]) -> tuple[int, float]:
+    """(the most central of ``texts`` by ROUGE-L, its mean ROUGE-L with the others): retrieved
+    answers that agree are answered with as written (route "knowledge")."""
+    if len(texts) < 2:
+        return 0, 0.0
+    c = centrality(texts, None, "rougeL")
+    i = int(np.argmax(c))
+    return i, float(c[i])
+
+
+def mine(rows, embedder, per_intent: int = 1, by: str = "rougeL",
+         seed: int = 0) -> list[Template]:
+    """The ``per_intent`` most central responses of each intent (``by``: rougeL or
+    embedding)."""
+    import random
+
     by_intent: dict[str, list] = {}
     for r in rows:
         by_intent.setdefault(r.intent, []).append(r)
     out = []
     for intent in sorted(by_intent):
         group = by_intent[intent]
-        vectors = embedder.embed([r.response for r in group])
-        centre = vectors.mean(0)
-        centre /= max(float(np.linalg.norm(centre)), 1e-9)
-        sims = vectors @ centre
-        for j in np.argsort(-sims)[:per_intent]:
+        if by == "rougeL" and len(group) > MAX_GROUP:
+            group = random.Random(seed).sample(group, MAX_GROUP)
+        sims = centrality([r.response for r in group], embedder, by)
+        for j in np.argsort(-sims, kind="stable")[:per_intent]:
             r = group[int(j)]
             out.append(Template(intent, slotify(r.response, r.entity_type, r.entity_value),
                                 f"train line {r.line}", round(float(sims[j]), 4)))

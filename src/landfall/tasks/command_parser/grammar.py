@@ -97,11 +97,16 @@ def execution_order(plan: Plan) -> list[Act]:
 
 def intent(plan: Plan) -> tuple:
     """What a plan asks for, written either way: "A after you B" = "B, then A"; "A and B" in
-    any order (determiners aside, as in ``key``). Equal intents = the same command."""
+    any order (determiners aside, as in ``key``); an action the next one does on its way
+    left out ("go to the ball and pick it up" = "pick up the ball"). Equal intents = the same
+    command."""
     def steps(p: Plan) -> tuple:  # a sequence of steps, each an action or a set of them
         if isinstance(p, Act):
             return (p.key(),)
-        if p.kind == "and":
+        if p.kind == "and":  # executed as written: a, then b
+            if isinstance(p.a, Act) and isinstance(p.b, Act) and _entails(p.b.key(),
+                                                                          p.a.key()):
+                return (p.b.key(),)
             return (frozenset(_conj(p)),)
         first, second = (p.b, p.a) if p.kind == "after" else (p.a, p.b)
         return steps(first) + steps(second)
@@ -112,7 +117,33 @@ def intent(plan: Plan) -> tuple:
         s = steps(p)
         return [s[0] if len(s) == 1 else s]
 
-    return steps(plan)
+    return _drop_entailed(steps(plan))
+
+
+# an action that the next one on the same object does on its way: "go to the ball, then pick
+# it up" asks for what "pick up the ball" asks; "pick up the key and put it next to the box"
+# for what "put the key next to the box" does (a put starts with a pick-up)
+_ENTAILED_BY = {"goto": {"goto", "pickup", "putnext", "open"}, "pickup": {"pickup", "putnext"},
+                "open": {"open"}}
+
+
+def _is_act(step) -> bool:
+    return isinstance(step, tuple) and len(step) == 3 and isinstance(step[0], str)
+
+
+def _entails(later, earlier) -> bool:
+    return (_is_act(later) and _is_act(earlier) and later[1] == earlier[1]
+            and later[0] in _ENTAILED_BY.get(earlier[0], ()) and
+            (later[0] != earlier[0] or later == earlier))
+
+
+def _drop_entailed(seq: tuple) -> tuple:
+    out: list = []
+    for step in seq:
+        if out and _entails(step, out[-1]):
+            out.pop()
+        out.append(step)
+    return tuple(out)
 
 
 def depth(plan: Plan) -> int:

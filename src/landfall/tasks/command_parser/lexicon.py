@@ -40,13 +40,40 @@ def words_of(text: str) -> list[str]:
 def decode(words: list[str], tags: list[str]) -> Plan:
     """The instruction tree that a tag sequence spells (ParseError if none). The tags of
     sequencing words are first checked against their wording (``read_connectors``)."""
-    tags = read_connectors(words, tags)
+    tags = read_connectors(words, read_idioms(words, tags))
     items = [(w, t, i) for i, (w, t) in enumerate(zip(words, tags, strict=True))
              if t != "O"]  # (word, tag, position in the command)
     if not items:
         raise ParseError("no action or object words in the command")
     state = {"verb": None, "obj": None, "words": words}
     return _seq(items, state)
+
+
+# Three idioms of the everyday set that the tagger read wrongly with confidence, each a wrong
+# action executed; a closed class, so written here (like the sequencing words below):
+# - "right" before a word of nearness is an intensifier ("put it right beside the key"), not
+#   the agent's right (read as a place, it picks another object); "on your right" keeps it;
+# - "go get / go fetch / go grab X" asks for X itself: a pick-up, not a go-to;
+# - "get yourself (next) to X" is a go-to, not a pick-up;
+# - "let go (of it)" is the drop that a put already ends with, not a go-to.
+NEARNESS = {"beside", "by", "next", "against", "up", "near", "alongside", "close", "in"}
+
+
+def read_idioms(words: list[str], tags: list[str]) -> list[str]:
+    tags = list(tags)
+    for i, w in enumerate(words[:-1]):
+        nxt = words[i + 1]
+        if w == "right" and nxt in NEARNESS and (i == 0 or words[i - 1] not in (
+                "your", "the", "to", "my")):
+            tags[i] = "O"
+        elif w == "go" and nxt in ("get", "fetch", "grab"):
+            tags[i], tags[i + 1] = "O", "V-pickup"
+        elif w == "get" and nxt == "yourself":
+            tags[i] = "V-goto"
+        elif w == "let" and nxt == "go":
+            end = i + 2 + (words[i + 2:i + 4] == ["of", "it"]) * 2
+            tags[i:end] = ["O"] * (end - i)
+    return tags
 
 
 # --- sequencing words -------------------------------------------------------------------------
@@ -61,6 +88,9 @@ CONDITION = {"after", "once", "when", "whenever"}  # B <w> you A / <w> you A, B:
 ANAPHORS = {"that", "this", "which", "done", "finished", "complete", "completed", "it",
             "over", "ready"}  # "after that", "when you're done": the clause before is first
 FIRST_MARKERS = {"anything", "everything", "else"}  # "before anything else": a "first"
+# never an action in BabyAI, though a tagger may read one ("when you're done" as "go to"):
+# inside a connector's clause they are the clause, so the order cannot turn round
+STATES = {"done", "finished", "complete", "completed", "ready"}
 _CONTENT = ("V-", "D-", "C-", "T-", "L-")
 
 
@@ -112,7 +142,7 @@ def read_connectors(words: list[str], tags: list[str]) -> list[str]:
             continue
         start = i + (3 if soon else 1)
         j = start  # the connector's own clause: to a comma or an action/object word
-        while j < n and words[j] != "," and not _is_content(tags[j]):
+        while j < n and words[j] != "," and (not _is_content(tags[j]) or words[j] in STATES):
             j += 1
         clause = words[start:j]
         for k in range(i + 1, j):
