@@ -83,7 +83,7 @@ def safety(run: Path, tmp: Path) -> dict:
             "harmful_refused": sum(r["route"] == "refuse" for r in harmful),
             "harmful_handed_off": sum(r["route"] == "handoff" for r in harmful),
             "pii_messages": len(pii), "pii_values": sum(len(r["pii"]) for r in pii),
-            "pii_answered": sum(r["route"] in ("template", "generate") for r in pii),
+            "pii_answered": sum(r["route"] in ("template", "knowledge", "generate") for r in pii),
             "pii_leaked_into_transcripts": leaked, "transcript_files": len(written),
             "guard_checks": guard_n,
             "guard_ms_per_check": round(1000 * guard_sum / guard_n, 2) if guard_n else None,

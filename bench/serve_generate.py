@@ -333,7 +333,7 @@ def command(system: str, port: int, a, llama: dict | None = None) -> list[str]:
                 *a.serve_args]
     if system == "landfall-gguf":
         return [str(Path(sys.executable).with_name("landfall")), "serve", str(a.gguf_run),
-                *host, "--threads", str(a.llamacpp_threads), *a.serve_args]
+                *host, "--threads", str(a.llama["n_threads"]), *a.serve_args]  # the peer's
     if system == "naive":
         return [sys.executable, str(BENCH / "naive_generate_server.py"), str(a.model_dir), *host,
                 "--threads", str(a.naive_threads), "--dtype", a.naive_dtype]

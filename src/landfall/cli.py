@@ -123,15 +123,25 @@ def _show_evaluate(out: dict, a: Any) -> None:
 
 
 def _show_compress(summary: dict, a: Any) -> None:
-    table = Table("method", "MB", "ms b1", "docs/s b32", "accuracy", "drop")
+    generator = any("rougeL" in r for r in summary["rows"])
+    if generator:  # a causal-LM run: quality and single-stream speed
+        table = Table("method", "MB", "tokens/s 1", "TTFT ms", "tokens/s many", "ROUGE-L",
+                      "drop")
+        cells = lambda r: (f"{r['mb_on_disk']:.1f}", f"{r['tokens_per_s_1']:.1f}",  # noqa: E731
+                           f"{r['ttft_ms']:.0f}", f"{r['tokens_per_s_many']:.1f}",
+                           f"{r['rougeL']:.4f}", f"{r['rougeL_drop']:+.2f}")
+    else:
+        table = Table("method", "MB", "ms b1", "docs/s b32", "accuracy", "drop")
+        cells = lambda r: (f"{r['mb_on_disk']:.1f}", f"{r['latency_ms_b1']:.1f}",  # noqa: E731
+                           f"{r['docs_per_s_b32']:.1f}", f"{r['accuracy']:.2%}",
+                           f"{r['drop_points']:+.2f}")
+    width = 7 if generator else 6
     for r in summary["rows"]:
         if "error" in r:
-            table.add_row(r["method"], "failed", "", "", "", r["error"][:60])
+            table.add_row(r["method"], "failed", *[""] * (width - 3), r["error"][:60])
             continue
         style = "bold green" if r["method"] == summary["chosen"] else None
-        table.add_row(r["method"], f"{r['mb_on_disk']:.1f}", f"{r['latency_ms_b1']:.1f}",
-                      f"{r['docs_per_s_b32']:.1f}", f"{r['accuracy']:.2%}",
-                      f"{r['drop_points']:+.2f}", style=style)
+        table.add_row(r["method"], *cells(r), style=style)
     Console().print(table)
     print(f"chosen: {summary['chosen']} -> {a.output}  "
           f"(table: {Path(a.output) / 'compress' / 'report.md'})")

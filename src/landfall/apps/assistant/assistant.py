@@ -183,7 +183,7 @@ class Assistant:
         i, agree = T.agreement([doc.text for doc, _ in agreed])
         bar = self.thresholds.get("knowledge", 1.01)  # runs built before the route: never
         if len(agreed) > 1 and agree >= bar:
-            doc, h = agreed[i]
+            doc = agreed[i][0]
             d.route, d.passages = "knowledge", [_passage(doc, x) for doc, x in agreed]
             d.sources = [d.passages[i]]
             d.reason = (f"intent {intent} at {p:.2f} < template threshold "
