@@ -314,7 +314,8 @@ def parity(a, pool, n: int = 20) -> dict:
         requests, settings)
     same = [x.text == y.text for x, y in zip(torch_out, llama_out, strict=True)]
     first = next((i for i, ok in enumerate(same) if not ok), None)
-    return {"gguf": a.gguf, "n": n, "identical": sum(same), "share": sum(same) / n,
+    return {"gguf": a.gguf, "n": len(same), "identical": sum(same),
+            "share": sum(same) / len(same),
             "torch_tokens": sum(x.new_tokens for x in torch_out),
             "gguf_tokens": sum(y.new_tokens for y in llama_out),
             "first_difference": None if first is None else {
@@ -732,7 +733,8 @@ def main(argv=None) -> None:
     if {"llamacpp", "landfall-gguf"} & set(a.systems):
         a.gguf_path = resolve_gguf(a)
         if a.gguf_run is not None and a.parity:
-            a.parity_result = parity(a, pool, a.parity)
+            # its own seeded prompts: the load pool may hold fewer than a.parity
+            a.parity_result = parity(a, chats(a.data, a.parity, a.seed), a.parity)
             print(json.dumps({"parity": a.parity_result}), flush=True)
         a.notes.append("llama.cpp server run with interrupt_requests=False (its default True "
                        "ends a stream early whenever another request waits)")

@@ -75,7 +75,8 @@ def mine(rows, embedder, per_intent: int = 1, by: str = "rougeL",
     for intent in sorted(by_intent):
         group = by_intent[intent]
         if by == "rougeL" and len(group) > MAX_GROUP:
-            group = random.Random(seed).sample(group, MAX_GROUP)
+            rng = random.Random(seed)  # seeded sampling, not security  # nosec B311
+            group = rng.sample(group, MAX_GROUP)
         sims = centrality([r.response for r in group], embedder, by)
         for j in np.argsort(-sims, kind="stable")[:per_intent]:
             r = group[int(j)]
