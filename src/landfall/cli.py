@@ -135,10 +135,10 @@ def _show_compress(summary: dict, a: Any) -> None:
         cells = lambda r: (f"{r['mb_on_disk']:.1f}", f"{r['latency_ms_b1']:.1f}",  # noqa: E731
                            f"{r['docs_per_s_b32']:.1f}", f"{r['accuracy']:.2%}",
                            f"{r['drop_points']:+.2f}")
-    width = 7 if generator else 6
     for r in summary["rows"]:
         if "error" in r:
-            table.add_row(r["method"], "failed", *[""] * (width - 3), r["error"][:60])
+            table.add_row(r["method"], "failed", *[""] * (len(table.columns) - 3),
+                          r["error"][:60])
             continue
         style = "bold green" if r["method"] == summary["chosen"] else None
         table.add_row(r["method"], *cells(r), style=style)

@@ -80,6 +80,7 @@ class LlamaEngine(GenerationEngine):
         self._stop = False
         self._thread: threading.Thread | None = None
         self.decoder = None
+        self.n_seq = cfg.max_batch_size  # parallel sequences (serve.max_batch_size >= 1)
 
     # -- loading -------------------------------------------------------------------------
     def _load(self) -> None:
@@ -90,7 +91,7 @@ class LlamaEngine(GenerationEngine):
         self.generator, self.tokenizer = gen, gen.tokenizer
         self.stop_ids, self.eos = set(gen.stop_ids), sorted(gen.stop_ids)
         self.defaults = run_config(self.run_dir).generate
-        n_seq = max(1, self.cfg.max_batch_size)
+        n_seq = self.n_seq
         self.capacity_tokens = max(gen.n_ctx, min(n_seq * KV_TOKENS_PER_SEQUENCE,
                                                   KV_TOKENS_MAX))
         self.decoder = ParallelDecoder(gen.path / "model.gguf", n_seq=n_seq,
@@ -189,8 +190,7 @@ class LlamaEngine(GenerationEngine):
     # -- requests ------------------------------------------------------------------------
     def expected_wait(self) -> float:
         """Seconds a new request would wait: the queue ahead of it, a batch at a time."""
-        n_seq = max(1, self.cfg.max_batch_size)
-        return max(0, len(self.streams) - n_seq + 1) / n_seq * self.mean_seconds
+        return max(0, len(self.streams) - self.n_seq + 1) / self.n_seq * self.mean_seconds
 
     capacity_name = "the llama.cpp KV cache ({n} tokens)"
 

@@ -179,9 +179,9 @@ class Assistant:
             d.route, d.text = "handoff", self.cfg.assistant.dont_know_message
             d.reason = f"no passage close enough (best cosine {top:.2f} < {r.min_cosine:.2f})"
             return d
-        agreed = hits[:r.consensus_k] if r.consensus_k > 1 else []
-        i, agree = T.agreement([doc.text for doc, _ in agreed])
         bar = self.thresholds.get("knowledge", 1.01)  # runs built before the route: never
+        agreed = hits[:r.consensus_k] if r.consensus_k > 1 and bar <= 1.0 else []
+        i, agree = T.agreement([doc.text for doc, _ in agreed])
         if len(agreed) > 1 and agree >= bar:
             doc = agreed[i][0]
             d.route, d.passages = "knowledge", [_passage(doc, x) for doc, x in agreed]

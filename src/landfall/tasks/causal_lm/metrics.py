@@ -6,20 +6,27 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from functools import cache
 
 import numpy as np
 
 from landfall.errors import LandfallError
 
 
-def rouge(predictions: Sequence[str], references: Sequence[str]) -> dict[str, list[float]]:
-    """Per-example ROUGE-1/2/L F-measures (stemmed), as rouge-score computes them."""
+@cache
+def _scorer(types: tuple[str, ...]):
+    """rouge-score's scorer (stemmed), built once per set of ROUGE types."""
     try:
         from rouge_score import rouge_scorer
     except ImportError:
         raise LandfallError("evaluating generation needs rouge-score: "
                             "pip install 'landfall[generate]'") from None
-    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    return rouge_scorer.RougeScorer(list(types), use_stemmer=True)
+
+
+def rouge(predictions: Sequence[str], references: Sequence[str]) -> dict[str, list[float]]:
+    """Per-example ROUGE-1/2/L F-measures (stemmed), as rouge-score computes them."""
+    scorer = _scorer(("rouge1", "rouge2", "rougeL"))
     out: dict[str, list[float]] = {"rouge1": [], "rouge2": [], "rougeL": []}
     for p, r in zip(predictions, references, strict=True):
         s = scorer.score(r, p)
@@ -34,12 +41,7 @@ def rougeL_matrix(texts: Sequence[str]) -> np.ndarray:
     pure Python (a 130-response intent is 17 k pairs): the longest common subsequence of one
     text against all others runs as one numpy row recurrence, L[i, j] = max over k <= j of
     max(L[i-1, k], L[i-1, k-1] + [a_i == b_k]) (a running maximum)."""
-    try:
-        from rouge_score import rouge_scorer
-    except ImportError:
-        raise LandfallError("scoring generation needs rouge-score: "
-                            "pip install 'landfall[generate]'") from None
-    tok = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)._tokenizer
+    tok = _scorer(("rougeL",))._tokenizer
     vocab: dict[str, int] = {}
     seqs = [[vocab.setdefault(w, len(vocab)) for w in tok.tokenize(t)] for t in texts]
     n, width = len(seqs), max((len(s) for s in seqs), default=0)

@@ -49,7 +49,7 @@ def decode(words: list[str], tags: list[str]) -> Plan:
     return _seq(items, state)
 
 
-# Three idioms of the everyday set that the tagger read wrongly with confidence, each a wrong
+# Four idioms of the hand-written sets that the tagger read wrongly with confidence, each a wrong
 # action executed; a closed class, so written here (like the sequencing words below):
 # - "right" before a word of nearness is an intensifier ("put it right beside the key"), not
 #   the agent's right (read as a place, it picks another object); "on your right" keeps it;
