@@ -334,7 +334,7 @@ def command(system: str, port: int, a, llama: dict | None = None) -> list[str]:
                 *a.serve_args]
     if system == "landfall-gguf":
         return [str(Path(sys.executable).with_name("landfall")), "serve", str(a.gguf_run),
-                *host, "--threads", str(a.llama["n_threads"]), *a.serve_args]  # the peer's
+                *host, "--threads", str((llama or a.llama)["n_threads"]), *a.serve_args]
     if system == "naive":
         return [sys.executable, str(BENCH / "naive_generate_server.py"), str(a.model_dir), *host,
                 "--threads", str(a.naive_threads), "--dtype", a.naive_dtype]
@@ -414,15 +414,18 @@ def run_levels(system: str, a, pool, count, llama: dict | None = None,
     return rows
 
 
-def llama_sweep(a, pool, count) -> tuple[dict, list[dict]]:
-    """n_threads 1 and 2 by a couple of n_batch at 8 clients: the best aggregate tokens/s."""
-    rows = []
-    for n_threads in (1, 2):
-        for n_batch in a.sweep_batches:
-            rows += run_levels("llamacpp", a, pool, count,
-                               {"n_threads": n_threads, "n_batch": n_batch}, [8])
-    best = max(rows, key=lambda r: r["tokens_per_s"] or 0)
-    return best["llama"], rows
+def best_per_level(system: str, a, pool, count) -> tuple[list[dict], list[dict]]:
+    """Each client level at the system's best settings: llama.cpp's server at n_threads 1
+    and 2 by ``--sweep-batches``, Landfall's llama.cpp backend at 1 and 2 threads; the best
+    aggregate tokens/s of each level is its figure (every try is kept)."""
+    batches = a.sweep_batches if system == "llamacpp" else [a.llamacpp_batch]
+    settings = [{"n_threads": t, "n_batch": b} for t in (1, 2) for b in batches]
+    best, tried = [], []
+    for level in a.clients:
+        rows = [run_levels(system, a, pool, count, s, [level])[0] for s in settings]
+        tried += rows
+        best.append({**max(rows, key=lambda r: r["tokens_per_s"] or 0), "best_of": len(rows)})
+    return best, tried
 
 
 # ---------------------------------------------------------------------------------------------
@@ -453,12 +456,14 @@ def cmd_load(a, pool, count) -> dict:
         out["parity"] = a.parity_result
     if "llamacpp" in a.systems:
         out["gguf"] = str(a.gguf_path)
-        if a.llamacpp_sweep:
-            a.llama, out["llamacpp_sweep"] = llama_sweep(a, pool, count)
-            print(f"llama.cpp best settings at 8 clients: {a.llama}", flush=True)
-        out["llamacpp_settings"] = a.llama
+        out["llamacpp_settings"] = "best of the sweep at each level" if a.llamacpp_sweep \
+            else a.llama
     for system in a.systems:
-        rows = run_levels(system, a, pool, count, a.llama if system == "llamacpp" else None)
+        if a.llamacpp_sweep and system in ("llamacpp", "landfall-gguf"):
+            rows, out.setdefault("sweeps", {})[system] = best_per_level(system, a, pool, count)
+        else:
+            rows = run_levels(system, a, pool, count,
+                              a.llama if system in ("llamacpp", "landfall-gguf") else None)
         out["systems"][system] = rows
         serial = [r["clients"] for r in rows if r["clients"] > 1 and r["ok_200"] > 1
                   and r["max_overlapping_streams"] == 1]
@@ -679,8 +684,9 @@ def parse(argv=None):
     p.add_argument("--llamacpp-threads", type=int, default=2)
     p.add_argument("--llamacpp-batch", type=int, default=512)
     p.add_argument("--llamacpp-sweep", action="store_true",
-                   help="First try n_threads 1, 2 x --sweep-batches at 8 clients; keep the "
-                        "best tokens/s.")
+                   help="Measure each client level at each llama.cpp system's best settings: "
+                        "the llama.cpp server at n_threads 1, 2 x --sweep-batches, Landfall's "
+                        "llama.cpp backend at 1 and 2 threads (every try is kept).")
     p.add_argument("--sweep-batches", default="64,512")
     p.add_argument("--n-ctx", type=int, default=2048)
     p.add_argument("--minutes", type=float, default=10, help="soak: how long")

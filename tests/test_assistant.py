@@ -252,6 +252,38 @@ def test_every_reply_carries_route_reason_intent_and_passages(assistant):
         a.thresholds.update(saved)
 
 
+def test_faq_entries_on_a_new_topic_overrule_a_confident_template(assistant):
+    """Documents added after training, on a topic the classifier never saw, answer a request
+    that matches them even where the classifier confidently (and wrongly) names an intent;
+    with routing.new_topics_overrule off, the template answers."""
+    from landfall.apps.assistant.knowledge import Document
+
+    a = assistant
+    saved, kb, handoff = dict(a.thresholds), a.kb, a.handoff_intents
+    a.handoff_intents = set()  # the tiny classifier may name contact_human_agent
+    answer = "Gift cards are sold in steps of 10 euros and never expire."
+    a.kb = kb.add([Document(f"giftcards:{i}", q, answer) for i, q in enumerate((
+        "can I buy a gift card", "how do gift cards work", "where do I buy a gift card",
+        "do gift cards expire", "gift card for a friend"))])
+    try:
+        a.thresholds.update(template=0.0, knowledge=0.5)  # every intent confident
+        r = a.respond("how do I buy a gift card for my friend")
+        assert r.decision.route == "knowledge", r.decision.reason
+        assert "not trained on" in r.decision.reason and r.text == answer
+        assert r.sources[0]["id"].startswith("giftcards:")
+        a.cfg.routing.new_topics_overrule = False
+        r = a.respond("how do I buy a gift card for my friend")
+        assert r.decision.route == "template" and r.decision.intent in INTENTS
+        # a request about a known topic keeps its template
+        a.cfg.routing.new_topics_overrule = True
+        r = a.respond("I want to cancel my order 00123842")
+        assert r.decision.route in ("template", "handoff")
+    finally:
+        a.kb, a.cfg.routing.new_topics_overrule, a.handoff_intents = kb, True, handoff
+        a.thresholds.clear()
+        a.thresholds.update(saved)
+
+
 def test_harmful_messages_are_refused_and_out_of_scope_handed_off(assistant):
     a = assistant
     r = a.respond(HATE)

@@ -186,7 +186,8 @@ def test_missing_llama_cpp_python_is_a_clear_refusal(monkeypatch):
         llama_backend.require_llama_cpp()
 
 
-def test_gguf_f16_greedy_equals_torch_and_serves_and_quantises(smol_run, converter, tmp_path):
+def test_gguf_f16_greedy_equals_torch_and_serves_and_quantises(smol_run, converter, tmp_path,
+                                                               capfd):
     _llama_cpp()
     from landfall.compression.gguf import export_gguf
     from landfall.inference.llama_backend import GGUF_FILE, LlamaGenerator, gguf_metadata
@@ -249,6 +250,16 @@ def test_gguf_f16_greedy_equals_torch_and_serves_and_quantises(smol_run, convert
     q8 = export_gguf(smol_run, tmp_path / "q8", "Q8_0")
     assert (q8 / "model" / GGUF_FILE).stat().st_size < (f16 / "model" / GGUF_FILE).stat().st_size
     assert load_generation_run(q8, threads=1).generate(REQUESTS[:1], settings)[0].new_tokens > 0
+
+    # the service's decoder builds its llama.cpp context itself: llama.cpp's log stays quiet
+    import logging
+
+    from landfall.inference.llama_backend import ParallelDecoder
+
+    logging.getLogger("llama-cpp-python").setLevel(logging.NOTSET)  # as in a fresh process
+    capfd.readouterr()
+    ParallelDecoder(f16 / "model" / GGUF_FILE, n_seq=2, n_ctx=256, threads=1)
+    assert "llama_context" not in capfd.readouterr().err
 
 
 def test_a_gguf_without_its_chat_template_is_refused(smol_run, converter, tmp_path):

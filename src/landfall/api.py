@@ -384,8 +384,9 @@ class CompressArgs:
                                         "run's training file).")
     calibration_size: int = arg(256, "Static int8: calibration sample size.")
     clients: int = arg(16, "Causal LM: concurrent requests for the aggregate tokens/s.")
-    single: int = arg(4, "Causal LM: requests timed one at a time (tokens/s and time to "
-                         "first token of one stream).")
+    single: int = arg(0, "Causal LM: requests answered one at a time (0 = all): the answers "
+                         "scored, the tokens/s and time to first token of one stream; the "
+                         "rest are scored from the concurrent pass.")
     max_new_tokens: int = arg(0, "Causal LM: new tokens per answer (0 = the run's "
                                  "generate.max_new_tokens).")
     threads: int = arg(0, "Causal LM: threads of torch and llama.cpp (0 = all cores).")

@@ -7,7 +7,9 @@ passages used):
 * ``handoff``: out of scope (the classifier's ``out_of_scope`` class, and no passage of the
   knowledge base close enough), an explicit request for a person, nothing in the knowledge
   base to answer from, or repeated failure in the conversation;
-* ``template``: a confident in-scope intent gets its vetted template, slots filled;
+* ``template``: a confident in-scope intent gets its vetted template, slots filled, unless
+  most of the ``retrieval.consensus_k`` best passages are of topics the classifier was not
+  trained on (FAQ entries added later) and they agree: then those answer (route knowledge);
 * ``knowledge``: otherwise, when the ``retrieval.consensus_k`` best passages agree (their most
   central answer's mean ROUGE-L with the others reaches the ``knowledge`` threshold), that
   written answer of the knowledge base answers, slots filled: a new FAQ entry answers its
@@ -157,17 +159,27 @@ class Assistant:
             d.route, d.reason = "handoff", f"asked for a person (intent {intent})"
             d.text = self.cfg.assistant.handoff_message
             return d
-        if p >= self.thresholds["template"] and self.templates.get(intent):
+        r = self.cfg.retrieval
+        confident = p >= self.thresholds["template"] and bool(self.templates.get(intent))
+        hits = None
+        if confident and self.cfg.routing.new_topics_overrule:
+            hits = self._retrieve(message, t)
+            i, agree, agreed = self._consensus(hits)
+            new = [doc for doc, _ in agreed if doc.intent not in self.labels]
+            if agreed and 2 * len(new) > len(agreed) and agree >= self.thresholds["knowledge"]:
+                return self._knowledge(d, message, agreed, i, agree, (
+                    f"intent {intent} at {p:.2f} >= template threshold "
+                    f"{self.thresholds['template']:.2f}, but {len(new)} of the {len(agreed)} "
+                    f"best passages are of topics the classifier was not trained on"))
+        if confident:
             tpl = self.templates[intent][0]
             d.route = "template"
             d.reason = (f"intent {intent} at {p:.2f} >= template threshold "
                         f"{self.thresholds['template']:.2f}")
             d.text, d.slots_left = fill(tpl.text, self.finder.find(message), self.profile)
             return d
-        t2 = time.perf_counter()
-        r = self.cfg.retrieval
-        hits = self.kb.search([message], max(r.top_k, r.consensus_k))[0]
-        t["retrieve"] = time.perf_counter() - t2
+        if hits is None:
+            hits = self._retrieve(message, t)
         top = max((h.dense for _, h in hits), default=-1.0)
         d.passages = [_passage(doc, h) for doc, h in hits[:r.top_k]]
         if p_oos >= self.thresholds["oos"] and top < self.thresholds["kb_cosine"]:
@@ -179,18 +191,11 @@ class Assistant:
             d.route, d.text = "handoff", self.cfg.assistant.dont_know_message
             d.reason = f"no passage close enough (best cosine {top:.2f} < {r.min_cosine:.2f})"
             return d
-        bar = self.thresholds.get("knowledge", 1.01)  # runs built before the route: never
-        agreed = hits[:r.consensus_k] if r.consensus_k > 1 and bar <= 1.0 else []
-        i, agree = T.agreement([doc.text for doc, _ in agreed])
-        if len(agreed) > 1 and agree >= bar:
-            doc = agreed[i][0]
-            d.route, d.passages = "knowledge", [_passage(doc, x) for doc, x in agreed]
-            d.sources = [d.passages[i]]
-            d.reason = (f"intent {intent} at {p:.2f} < template threshold "
-                        f"{self.thresholds['template']:.2f}; the {len(agreed)} best passages "
-                        f"agree (ROUGE-L {agree:.2f} >= {bar:.2f}): passage [{i + 1}] answers")
-            d.text, d.slots_left = fill(doc.text, self.finder.find(message), self.profile)
-            return d
+        i, agree, agreed = self._consensus(hits)
+        if agreed and agree >= self.thresholds["knowledge"]:
+            return self._knowledge(d, message, agreed, i, agree, (
+                f"intent {intent} at {p:.2f} < template threshold "
+                f"{self.thresholds['template']:.2f}"))
         hits = hits[:r.top_k]
         turns = [(x.user, x.assistant) for x in history[-self.cfg.conversation.history_turns:]]
         d.prompt = grounded_prompt(message, [(doc.title, doc.text) for doc, _ in hits],
@@ -198,6 +203,34 @@ class Assistant:
                                    else ())
         d.reason = (f"intent {intent} at {p:.2f} < template threshold "
                     f"{self.thresholds['template']:.2f}: retrieval + generation")
+        return d
+
+    def _retrieve(self, message: str, t: dict) -> list:
+        t0 = time.perf_counter()
+        r = self.cfg.retrieval
+        hits = self.kb.search([message], max(r.top_k, r.consensus_k))[0]
+        t["retrieve"] = time.perf_counter() - t0
+        return hits
+
+    def _consensus(self, hits: list) -> tuple[int, float, list]:
+        """(the most central of the ``retrieval.consensus_k`` best passages, its agreement,
+        those passages); no passages when the knowledge route is off."""
+        k = self.cfg.retrieval.consensus_k
+        if k < 2 or self.thresholds.get("knowledge", 1.01) > 1.0:  # off, or a run built
+            return 0, 0.0, []  # before the route existed
+        agreed = hits[:k]
+        i, agree = T.agreement([doc.text for doc, _ in agreed])
+        return i, agree, agreed if len(agreed) > 1 else []
+
+    def _knowledge(self, d: Decision, message: str, agreed: list, i: int, agree: float,
+                   why: str) -> Decision:
+        """Route ``knowledge``: passage ``i`` of the agreeing passages answers as written."""
+        doc = agreed[i][0]
+        d.route, d.passages = "knowledge", [_passage(doc, x) for doc, x in agreed]
+        d.sources = [d.passages[i]]
+        d.reason = (f"{why}; the {len(agreed)} best passages agree (ROUGE-L {agree:.2f} >= "
+                    f"{self.thresholds['knowledge']:.2f}): passage [{i + 1}] answers")
+        d.text, d.slots_left = fill(doc.text, self.finder.find(message), self.profile)
         return d
 
     # -- answering ---------------------------------------------------------------------

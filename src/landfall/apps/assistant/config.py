@@ -113,6 +113,10 @@ class RoutingSection:
                                            "rows that reach retrieval.", gt=0.0, le=1.0)
     target_inscope_handoff: float = _f(0.02, "build: the oos threshold hands off at most this "
                                        "share of in-scope tuning rows.", ge=0.0, lt=1.0)
+    new_topics_overrule: bool = _f(True, "A confident template gives way to the knowledge "
+                                   "base when most of the retrieval.consensus_k best passages "
+                                   "are of intents the classifier was not trained on (documents "
+                                   "added later, or without an intent) and they agree.")
     handoff_intents: str = _f("contact_human_agent", "Intents that are explicit requests for a "
                               "person: handed off.")
 

@@ -14,7 +14,10 @@ validation rows) and recorded in the manifest with the figures they gave there.
 * ``knowledge``: the lowest agreement of the ``retrieval.consensus_k`` best passages at which
   the passage that would answer is of the request's own intent at least
   ``routing.target_knowledge_precision`` of the time, on the tuning rows that the template
-  does not answer (all tuning rows when fewer than 20 of them).
+  does not answer (all tuning rows when fewer than 20 of them). The same bar lets the
+  knowledge base overrule a confident template when most of those passages are of intents
+  the classifier was not trained on (``routing.new_topics_overrule``); how many tuning rows
+  that takes, and how many of them rightly, is recorded.
 
 A threshold set in the config (not -1) is kept as it is.
 """
@@ -73,6 +76,26 @@ def knowledge_threshold(a, rows, k: int, target: float) -> tuple[float, dict]:
                "knowledge_precision": round(float(right_a[on].mean()) if on.any() else 0.0, 4)}
 
 
+def overrule_figures(a, rows, k: int, bar: float) -> dict:
+    """On the tuning rows a template answers: how many the knowledge base would take over
+    (``routing.new_topics_overrule``: most of the ``k`` best passages are of intents the
+    classifier does not know, and they agree at ``bar``), and how often its answering passage
+    is then of the row's own intent."""
+    from landfall.apps.assistant.templates import agreement
+
+    taken = right = 0
+    for row, hits in zip(rows, a.kb.search([x.request for x in rows], k), strict=True):
+        new = sum(doc.intent not in a.labels for doc, _ in hits)
+        if len(hits) < 2 or 2 * new <= len(hits):
+            continue
+        i, g = agreement([doc.text for doc, _ in hits])
+        if g >= bar:
+            taken += 1
+            right += hits[i][0].intent == row.intent
+    return {"overrule_rows": taken, "overrule_of": len(rows),
+            "overrule_precision": round(right / taken, 4) if taken else None}
+
+
 def choose_thresholds(run_dir: Path, cfg: Config, tune_rows, ood_tune: list[str]) -> dict:
     from landfall.apps.assistant.assistant import Assistant
 
@@ -102,6 +125,9 @@ def choose_thresholds(run_dir: Path, cfg: Config, tune_rows, ood_tune: list[str]
         rest = [x for x, on in zip(tune_rows, routed, strict=True) if not on]
         t_kb, kfig = knowledge_threshold(a, rest if len(rest) >= 20 else tune_rows, k,
                                          r.target_knowledge_precision)
+    if r.new_topics_overrule and t_kb <= 1.0 and routed.any():
+        kfig.update(overrule_figures(a, [x for x, on in zip(tune_rows, routed, strict=True)
+                                         if on], k, t_kb))
     return {"template": round(float(t_tpl), 4), "oos": round(float(t_oos), 4),
             "kb_cosine": round(float(c), 4), "knowledge": round(float(t_kb), 4),
             "chosen_on": {**kfig,

@@ -34,6 +34,7 @@ from landfall.apps.assistant.prompts import split_sources
 from landfall.apps.assistant.slots import fill
 from landfall.config import ServeConfig
 from landfall.serving.generation import GenerationEngine, Params
+from landfall.serving.generation_llama import make_engine
 from landfall.serving.generation_requests import chat_params, obj
 from landfall.serving.http import (
     InFlight,
@@ -70,8 +71,8 @@ class AssistantLoader(Loader):
 
             self.redact = redactor()
             self.redact(["warm up the PII detector, Alex Morgan"])
-        self.engine = GenerationEngine(a.manifest.member_path("generator"), self.cfg,
-                                       self.metrics)
+        # a GGUF generator (`landfall compress`'s output) decodes on llama.cpp
+        self.engine = make_engine(a.manifest.member_path("generator"), self.cfg, self.metrics)
         self.engine._load()  # noqa: SLF001 - loaded in this thread, with the assistant
         self.assistant = a
         self.backend = f"assistant; generator: {self.engine.backend}"
