@@ -165,11 +165,11 @@ class Assistant:
         if confident and self.cfg.routing.new_topics_overrule:
             hits = self._retrieve(message, t)
             i, agree, agreed = self._consensus(hits)
-            new = [doc for doc, _ in agreed if doc.intent not in self.labels]
-            if agreed and 2 * len(new) > len(agreed) and agree >= self.thresholds["knowledge"]:
+            new = self.new_topic_majority(agreed)
+            if new and agree >= self.thresholds["knowledge"]:
                 return self._knowledge(d, message, agreed, i, agree, (
                     f"intent {intent} at {p:.2f} >= template threshold "
-                    f"{self.thresholds['template']:.2f}, but {len(new)} of the {len(agreed)} "
+                    f"{self.thresholds['template']:.2f}, but {new} of the {len(agreed)} "
                     f"best passages are of topics the classifier was not trained on"))
         if confident:
             tpl = self.templates[intent][0]
@@ -211,6 +211,13 @@ class Assistant:
         hits = self.kb.search([message], max(r.top_k, r.consensus_k))[0]
         t["retrieve"] = time.perf_counter() - t0
         return hits
+
+    def new_topic_majority(self, passages: list) -> int:
+        """How many of ``passages`` (document, hit) are of intents the classifier does not
+        know (added later, or without an intent) when they are most of them, else 0: the
+        condition under which agreeing passages overrule a confident template."""
+        new = sum(doc.intent not in self.labels for doc, _ in passages)
+        return new if len(passages) > 1 and 2 * new > len(passages) else 0
 
     def _consensus(self, hits: list) -> tuple[int, float, list]:
         """(the most central of the ``retrieval.consensus_k`` best passages, its agreement,

@@ -85,8 +85,7 @@ def overrule_figures(a, rows, k: int, bar: float) -> dict:
 
     taken = right = 0
     for row, hits in zip(rows, a.kb.search([x.request for x in rows], k), strict=True):
-        new = sum(doc.intent not in a.labels for doc, _ in hits)
-        if len(hits) < 2 or 2 * new <= len(hits):
+        if not a.new_topic_majority(hits):
             continue
         i, g = agreement([doc.text for doc, _ in hits])
         if g >= bar:
