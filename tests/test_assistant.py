@@ -125,6 +125,12 @@ def test_build_writes_members_templates_knowledge_and_thresholds(built):
     assert t["chosen_on"]["tune_rows"] > 0 and t["chosen_on"]["out_of_domain_tune_texts"] > 0
     docs = (built / "knowledge" / "documents.jsonl").read_text().splitlines()
     assert len(docs) == manifest["rows"]["train"]
+    # the answer guard was run over the business's own answers, and what it would withhold
+    vetted = manifest["guard_on_vetted_answers"]
+    assert vetted["templates"]["answers"] == sum(len(t) for t in templates.values())
+    assert vetted["knowledge"]["answers"] == len(docs)
+    assert all(0 <= v["withheld"] <= v["answers"] and len(v["examples"]) == min(3, v["withheld"])
+               for v in vetted.values())
     for part in ("train", "tune", "validation"):  # the splits are disjoint rows of the file
         assert (built / "data" / f"{part}.jsonl").is_file()
     lines = [{json.loads(x)["line"] for x in (built / "data" / f"{p}.jsonl").read_text(
@@ -142,6 +148,24 @@ def test_a_member_of_the_wrong_task_is_refused(config, tmp_path, built):
         landfall.assistant_build(tmp_path / "x", cfg=str(config),
                                  overrides=[f"members.classifier={generator}"])
     assert not (tmp_path / "x").exists()  # refused before anything was written
+    with pytest.raises(LandfallError, match="retrieval.consensus_candidates"):
+        landfall.assistant_build(tmp_path / "y", cfg=str(config),
+                                 overrides=["retrieval.consensus_candidates=5,one"])
+    assert not (tmp_path / "y").exists()
+
+
+def test_build_chooses_how_many_passages_must_agree_on_the_tuning_rows(built):
+    """retrieval.consensus_k = -1: build tries each count of retrieval.consensus_candidates on
+    the tuning rows, keeps the best-scoring one (the smaller on a tie), and the assistant then
+    compares that many passages."""
+    from landfall.apps.assistant.assistant import Assistant
+
+    t = json.loads((built / "manifest.json").read_text())["thresholds"]
+    scores = {int(k): v for k, v in t["chosen_on"]["consensus_rougeL"].items()}
+    assert sorted(scores) == [3, 5, 8, 12, 20] and all(0 < v < 1 for v in scores.values())
+    assert scores[t["consensus_k"]] >= max(scores.values()) - 0.001
+    assert all(scores[k] < max(scores.values()) - 0.001 for k in scores if k < t["consensus_k"])
+    assert Assistant(built, generator=False).consensus_k == t["consensus_k"]
 
 
 def test_templates_file_errors_name_line_and_field(tmp_path):
@@ -243,7 +267,7 @@ def test_every_reply_carries_route_reason_intent_and_passages(assistant):
         a.thresholds.update(knowledge=0.0)
         r = a.respond("where is my parcel? it has not arrived")
         assert r.decision.route == "knowledge" and "agree" in r.decision.reason
-        assert len(r.decision.passages) == a.cfg.retrieval.consensus_k
+        assert len(r.decision.passages) == a.consensus_k
         assert len(r.sources) == 1 and r.sources[0] in r.decision.passages
         doc = next(d for d in a.kb.docs if d.id == r.sources[0]["id"])
         assert r.text.split()[:3] == doc.text.split()[:3]
@@ -254,8 +278,9 @@ def test_every_reply_carries_route_reason_intent_and_passages(assistant):
 
 def test_faq_entries_on_a_new_topic_overrule_a_confident_template(assistant):
     """Documents added after training, on a topic the classifier never saw, answer a request
-    that matches them even where the classifier confidently (and wrongly) names an intent;
-    with routing.new_topics_overrule off, the template answers."""
+    that matches them even where the classifier confidently (and wrongly) names an intent
+    (or, when they disagree, the generator does); with routing.new_topics_overrule off, the
+    template answers."""
     from landfall.apps.assistant.knowledge import Document
 
     a = assistant
@@ -271,6 +296,11 @@ def test_faq_entries_on_a_new_topic_overrule_a_confident_template(assistant):
         assert r.decision.route == "knowledge", r.decision.reason
         assert "not trained on" in r.decision.reason and r.text == answer
         assert r.sources[0]["id"].startswith("giftcards:")
+        # passages of a new topic that do not agree: the generator composes, never a template
+        a.thresholds.update(knowledge=1.01)
+        r = a.respond("how do I buy a gift card for my friend")
+        assert r.decision.route == "generate" and "not trained on" in r.decision.reason
+        a.thresholds.update(knowledge=0.5)
         a.cfg.routing.new_topics_overrule = False
         r = a.respond("how do I buy a gift card for my friend")
         assert r.decision.route == "template" and r.decision.intent in INTENTS

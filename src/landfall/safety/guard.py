@@ -16,7 +16,7 @@ from landfall.errors import LandfallError
 class Verdict:
     harmful: bool
     score: float  # probability of the harmful classes together
-    label: str  # the guard's top class
+    label: str  # the likeliest of the harmful classes
 
     def to_json(self) -> dict:
         return {"harmful": self.harmful, "score": round(self.score, 4), "label": self.label}
@@ -44,9 +44,9 @@ class Guard:
             return out
         probs = self.predictor.predict([texts[i] for i in said]).probs
         score = probs[:, self.index].sum(1)
-        top = probs.argmax(1)
+        top = probs[:, self.index].argmax(1)  # the likeliest harmful class names the verdict
         for i, s, t in zip(said, score, top, strict=True):
-            out[i] = Verdict(bool(s >= self.threshold), float(s), self.predictor.labels[int(t)])
+            out[i] = Verdict(bool(s >= self.threshold), float(s), self.labels[int(t)])
         return out
 
 

@@ -8,12 +8,14 @@ passages used):
   knowledge base close enough), an explicit request for a person, nothing in the knowledge
   base to answer from, or repeated failure in the conversation;
 * ``template``: a confident in-scope intent gets its vetted template, slots filled, unless
-  most of the ``retrieval.consensus_k`` best passages are of topics the classifier was not
-  trained on (FAQ entries added later) and they agree: then those answer (route knowledge);
-* ``knowledge``: otherwise, when the ``retrieval.consensus_k`` best passages agree (their most
+  most of the ``consensus_k`` best passages are of topics the classifier was not
+  trained on (FAQ entries added later): then the request is a new question, answered as
+  below (route knowledge or generate);
+* ``knowledge``: otherwise, when the ``consensus_k`` best passages agree (their most
   central answer's mean ROUGE-L with the others reaches the ``knowledge`` threshold), that
   written answer of the knowledge base answers, slots filled: a new FAQ entry answers its
-  question as the business wrote it;
+  question as the business wrote it (``consensus_k``: ``retrieval.consensus_k``, or the
+  count ``build`` chose on the tuning rows);
 * ``generate``: anything else goes to retrieval + the grounded generator.
 """
 
@@ -35,6 +37,7 @@ from landfall.apps.assistant.prompts import grounded_prompt, split_sources
 from landfall.apps.assistant.slots import EntityFinder, fill, read_profile
 
 ROUTES = ("template", "knowledge", "generate", "handoff", "refuse")
+EARLIER_CONSENSUS_K = 5  # runs built before build chose the count used this many passages
 
 
 @dataclass
@@ -96,6 +99,9 @@ class Assistant:
         self.profile = read_profile(self.run_dir / "profile.toml") if (
             fill_profile and profile and (self.run_dir / "profile.toml").is_file()) else {}
         self.thresholds = m.thresholds
+        k = self.cfg.retrieval.consensus_k
+        self.consensus_k = int(self.thresholds.get("consensus_k", k if k >= 0
+                                                   else EARLIER_CONSENSUS_K))
         self.guard = self._load_guard(device) if m.members.get("guard") else None
         self.generator = None
         if generator:
@@ -161,16 +167,17 @@ class Assistant:
             return d
         r = self.cfg.retrieval
         confident = p >= self.thresholds["template"] and bool(self.templates.get(intent))
+        why = f"intent {intent} at {p:.2f} < template threshold {self.thresholds['template']:.2f}"
         hits = None
         if confident and self.cfg.routing.new_topics_overrule:
             hits = self._retrieve(message, t)
-            i, agree, agreed = self._consensus(hits)
-            new = self.new_topic_majority(agreed)
-            if new and agree >= self.thresholds["knowledge"]:
-                return self._knowledge(d, message, agreed, i, agree, (
-                    f"intent {intent} at {p:.2f} >= template threshold "
-                    f"{self.thresholds['template']:.2f}, but {new} of the {len(agreed)} "
-                    f"best passages are of topics the classifier was not trained on"))
+            new = self.new_topic_majority(hits[:self.consensus_k])
+            if new:  # a new topic: the knowledge base answers, or the generator composes
+                confident = False
+                why = (f"intent {intent} at {p:.2f} >= template threshold "
+                       f"{self.thresholds['template']:.2f}, but {new} of the "
+                       f"{self.consensus_k} best passages are of topics the classifier was "
+                       "not trained on")
         if confident:
             tpl = self.templates[intent][0]
             d.route = "template"
@@ -193,36 +200,34 @@ class Assistant:
             return d
         i, agree, agreed = self._consensus(hits)
         if agreed and agree >= self.thresholds["knowledge"]:
-            return self._knowledge(d, message, agreed, i, agree, (
-                f"intent {intent} at {p:.2f} < template threshold "
-                f"{self.thresholds['template']:.2f}"))
+            return self._knowledge(d, message, agreed, i, agree, why)
         hits = hits[:r.top_k]
         turns = [(x.user, x.assistant) for x in history[-self.cfg.conversation.history_turns:]]
         d.prompt = grounded_prompt(message, [(doc.title, doc.text) for doc, _ in hits],
                                    r.passage_words, turns if self.cfg.conversation.history_turns
                                    else ())
-        d.reason = (f"intent {intent} at {p:.2f} < template threshold "
-                    f"{self.thresholds['template']:.2f}: retrieval + generation")
+        d.reason = f"{why}: retrieval + generation"
         return d
 
     def _retrieve(self, message: str, t: dict) -> list:
         t0 = time.perf_counter()
         r = self.cfg.retrieval
-        hits = self.kb.search([message], max(r.top_k, r.consensus_k))[0]
+        hits = self.kb.search([message], max(r.top_k, self.consensus_k))[0]
         t["retrieve"] = time.perf_counter() - t0
         return hits
 
     def new_topic_majority(self, passages: list) -> int:
         """How many of ``passages`` (document, hit) are of intents the classifier does not
         know (added later, or without an intent) when they are most of them, else 0: the
-        condition under which agreeing passages overrule a confident template."""
+        condition under which the knowledge base (or the generator) overrules a confident
+        template."""
         new = sum(doc.intent not in self.labels for doc, _ in passages)
         return new if len(passages) > 1 and 2 * new > len(passages) else 0
 
     def _consensus(self, hits: list) -> tuple[int, float, list]:
-        """(the most central of the ``retrieval.consensus_k`` best passages, its agreement,
-        those passages); no passages when the knowledge route is off."""
-        k = self.cfg.retrieval.consensus_k
+        """(the most central of the ``consensus_k`` best passages, its agreement, those
+        passages); no passages when the knowledge route is off."""
+        k = self.consensus_k
         if k < 2 or self.thresholds.get("knowledge", 1.01) > 1.0:  # off, or a run built
             return 0, 0.0, []  # before the route existed
         agreed = hits[:k]

@@ -169,6 +169,28 @@ def _generator_data(cfg: Config, splits: D.Splits, run_dir: Path, ood: list[str]
             f"train.seed={seed}"]
 
 
+def guard_on_vetted(run_dir: Path) -> dict:
+    """How many of the business's own answers (templates, knowledge-base answers) the answer
+    guard would withhold: refusals that are false by construction, for the user to review
+    (``guardrails.output_threshold``) before the service refuses them to customers."""
+    from landfall.apps.assistant.assistant import Assistant
+
+    a = Assistant(run_dir, generator=False, fill_profile=False)
+    out = {}
+    for name, texts in (("templates", [t.text for ts in a.templates.values() for t in ts]),
+                        ("knowledge", [d.text for d in a.kb.docs])):
+        verdicts = a.guard["output"].check(texts)
+        flagged = [i for i, v in enumerate(verdicts) if v.harmful]
+        out[name] = {"answers": len(texts), "withheld": len(flagged),
+                     "max_score": round(max((v.score for v in verdicts), default=0.0), 4),
+                     "examples": [texts[i][:120] for i in flagged[:3]]}
+    if out["templates"]["withheld"] or out["knowledge"]["withheld"]:
+        say(f"warning: the answer guard withholds {out['templates']['withheld']} template(s) "
+            f"and {out['knowledge']['withheld']} knowledge-base answer(s) of "
+            f"{out['knowledge']['answers']} (manifest: guard_on_vetted_answers)")
+    return out
+
+
 def build(cfg: Config, run_dir: str | Path) -> dict:
     """Build (or finish building) the assistant run ``run_dir``; returns its summary."""
     import tomli_w
@@ -176,7 +198,7 @@ def build(cfg: Config, run_dir: str | Path) -> dict:
     from landfall import runs
     from landfall.apps.assistant import templates as T
     from landfall.apps.assistant.manifest import Manifest
-    from landfall.apps.assistant.routing import choose_thresholds
+    from landfall.apps.assistant.routing import candidates, choose_thresholds
     from landfall.apps.assistant.slots import EntityFinder, read_profile
     from landfall.config import expand_env
     from landfall.inference.embed import Embedder
@@ -187,6 +209,7 @@ def build(cfg: Config, run_dir: str | Path) -> dict:
     run_dir = Path(run_dir)
     a = cfg.assistant
     profile = read_profile(a.profile) if a.profile else {}  # a bad profile fails first
+    candidates(cfg.retrieval.consensus_candidates)  # and a bad list of passage counts
     for name in ("classifier", "generator", "guard"):  # every input checked before training
         spec = getattr(cfg.members, name)
         if spec and not _is_preset(spec):
@@ -244,6 +267,10 @@ def build(cfg: Config, run_dir: str | Path) -> dict:
     with timed("choosing the routing thresholds on the tuning rows"):
         manifest.thresholds = choose_thresholds(run_dir, cfg, splits.tune, ood_tune)
     manifest.write()
+    if members["guard"]:
+        with timed("the answer guard on the templates and the knowledge base"):
+            manifest.extra["guard_on_vetted_answers"] = guard_on_vetted(run_dir)
+        manifest.write()
     say(f"assistant written to {run_dir}")
     return {"output": str(run_dir), "members": members, "thresholds": manifest.thresholds,
             "rows": manifest.extra["rows"], "templates": str(run_dir / T.FILE)}

@@ -86,10 +86,15 @@ class RetrievalSection:
                               ge=0.0)
     min_cosine: float = _f(0.35, "Below this cosine with the best passage, the generator is "
                            "not asked: the assistant says it does not know.", ge=-1.0, le=1.0)
-    consensus_k: int = _f(5, "Passages whose answers are compared for agreement: when they "
+    consensus_k: int = _f(-1, "Passages whose answers are compared for agreement: when they "
                           "agree (routing.knowledge_threshold), the most central of them "
                           "answers as written (route 'knowledge'); 0 or 1 = never, the "
-                          "generator always composes.", ge=0, le=20)
+                          "generator always composes; -1 = chosen by build on the tuning "
+                          "rows among retrieval.consensus_candidates.", ge=-1, le=40)
+    consensus_candidates: str = _f("3,5,8,12,20", "build (retrieval.consensus_k = -1): the "
+                                   "passage counts tried; the one whose most central answer "
+                                   "scores the highest ROUGE-L against the references of the "
+                                   "tuning rows that no template answers is kept.")
 
 
 @dataclass
@@ -113,10 +118,11 @@ class RoutingSection:
                                            "rows that reach retrieval.", gt=0.0, le=1.0)
     target_inscope_handoff: float = _f(0.02, "build: the oos threshold hands off at most this "
                                        "share of in-scope tuning rows.", ge=0.0, lt=1.0)
-    new_topics_overrule: bool = _f(True, "A confident template gives way to the knowledge "
-                                   "base when most of the retrieval.consensus_k best passages "
-                                   "are of intents the classifier was not trained on (documents "
-                                   "added later, or without an intent) and they agree.")
+    new_topics_overrule: bool = _f(True, "A confident template gives way when most of the "
+                                   "consensus_k best passages are of intents the classifier "
+                                   "was not trained on (documents added later, or without an "
+                                   "intent): the request is a new question, answered by the "
+                                   "knowledge base or the generator.")
     handoff_intents: str = _f("contact_human_agent", "Intents that are explicit requests for a "
                               "person: handed off.")
 

@@ -5,19 +5,26 @@ validation rows) and recorded in the manifest with the figures they gave there.
   at least ``routing.target_template_precision`` right (a template answers only when the
   intent is almost surely right). Every tuning row counts, those of intents the classifier
   does not know too (``assistant.holdout_intents``: new questions, which no template may
-  answer);
+  answer), except the rows that the knowledge base takes as new topics (below): those never
+  reach a template;
 * ``oos`` and ``kb_cosine``: a request is handed off as out of scope when its ``out_of_scope``
   probability reaches ``oos`` and no knowledge-base passage reaches cosine ``kb_cosine``;
   the pair that hands off the most out-of-domain tuning texts while handing off at most
   ``routing.target_inscope_handoff`` of the in-scope tuning rows (held-out intents
   included: the knowledge base answers them);
-* ``knowledge``: the lowest agreement of the ``retrieval.consensus_k`` best passages at which
+* ``consensus_k`` (when ``retrieval.consensus_k`` is -1): how many of the best passages are
+  compared, among ``retrieval.consensus_candidates``: the count whose most central answer
+  scores the highest mean ROUGE-L against the references of the tuning rows that the
+  classifier alone would not give a template (all tuning rows when fewer than 20 of them);
+  a tie (within 0.1 point) goes to the smaller count, which is faster;
+* new topics (``routing.new_topics_overrule``): a request whose ``consensus_k`` best passages
+  are mostly of intents the classifier was not trained on (FAQ entries added later) is a
+  new question, whatever the classifier's confidence; how many tuning rows that takes, known
+  intents' and new ones', is recorded;
+* ``knowledge``: the lowest agreement of the ``consensus_k`` best passages at which
   the passage that would answer is of the request's own intent at least
-  ``routing.target_knowledge_precision`` of the time, on the tuning rows that the template
-  does not answer (all tuning rows when fewer than 20 of them). The same bar lets the
-  knowledge base overrule a confident template when most of those passages are of intents
-  the classifier was not trained on (``routing.new_topics_overrule``); how many tuning rows
-  that takes, and how many of them rightly, is recorded.
+  ``routing.target_knowledge_precision`` of the time, on the tuning rows that no template
+  answers (all of them when fewer than 20).
 
 A threshold set in the config (not -1) is kept as it is.
 """
@@ -76,23 +83,48 @@ def knowledge_threshold(a, rows, k: int, target: float) -> tuple[float, dict]:
                "knowledge_precision": round(float(right_a[on].mean()) if on.any() else 0.0, 4)}
 
 
-def overrule_figures(a, rows, k: int, bar: float) -> dict:
-    """On the tuning rows a template answers: how many the knowledge base would take over
-    (``routing.new_topics_overrule``: most of the ``k`` best passages are of intents the
-    classifier does not know, and they agree at ``bar``), and how often its answering passage
-    is then of the row's own intent."""
+def consensus_count(a, rows, candidates: list[int]) -> tuple[int, dict]:
+    """The passage count among ``candidates`` whose most central answer is nearest the
+    rows' references (mean ROUGE-L), and each count's score."""
     from landfall.apps.assistant.templates import agreement
+    from landfall.tasks.causal_lm.metrics import rouge
 
-    taken = right = 0
-    for row, hits in zip(rows, a.kb.search([x.request for x in rows], k), strict=True):
-        if not a.new_topic_majority(hits):
-            continue
-        i, g = agreement([doc.text for doc, _ in hits])
-        if g >= bar:
-            taken += 1
-            right += hits[i][0].intent == row.intent
-    return {"overrule_rows": taken, "overrule_of": len(rows),
-            "overrule_precision": round(right / taken, 4) if taken else None}
+    hits = a.kb.search([x.request for x in rows], max(candidates))
+    scores = {}
+    for k in candidates:
+        answers = [h[agreement([doc.text for doc, _ in h[:k]])[0]][0].text if h else ""
+                   for h in hits]
+        scores[k] = round(float(np.mean(rouge(answers, [x.response for x in rows])["rougeL"])),
+                          4)
+    top = max(scores.values())
+    return min(k for k in candidates if scores[k] >= top - 0.001), scores
+
+
+def new_topic_rows(a, rows, k: int) -> np.ndarray:
+    """Which of ``rows`` the knowledge base takes from a confident template
+    (``routing.new_topics_overrule``): most of their ``k`` best passages are of intents the
+    classifier does not know."""
+    return np.array([bool(a.new_topic_majority(h)) for h in
+                     a.kb.search([x.request for x in rows], k)], dtype=bool)
+
+
+def candidates(spec: str) -> list[int]:
+    from landfall.errors import LandfallError
+
+    try:
+        out = sorted({int(x) for x in spec.split(",") if x.strip()})
+    except ValueError:
+        out = []
+    if not out or out[0] < 2:
+        raise LandfallError(f"retrieval.consensus_candidates: {spec!r} is not a comma-separated "
+                            "list of passage counts of at least 2")
+    return out
+
+
+def _rest(rows, routed: np.ndarray) -> list:
+    """The tuning rows no template answers (all of them when fewer than 20)."""
+    rest = [x for x, on in zip(rows, routed, strict=True) if not on]
+    return rest if len(rest) >= 20 else list(rows)
 
 
 def choose_thresholds(run_dir: Path, cfg: Config, tune_rows, ood_tune: list[str]) -> dict:
@@ -117,18 +149,37 @@ def choose_thresholds(run_dir: Path, cfg: Config, tune_rows, ood_tune: list[str]
     else:
         t_oos, c, fig = oos_thresholds(p_in, cos_in, p_out, cos_out, r.target_inscope_handoff)
     routed = score >= t_tpl
-    k = cfg.retrieval.consensus_k
+    k, kfig = cfg.retrieval.consensus_k, {}
+    if k < 0:
+        k, scores = consensus_count(a, _rest(tune_rows, routed),
+                                    candidates(cfg.retrieval.consensus_candidates))
+        kfig["consensus_rougeL"] = scores
+    if r.new_topics_overrule and k >= 2:
+        # rows the knowledge base takes as new topics never reach a template: the template
+        # threshold is chosen again on the others
+        new = new_topic_rows(a, tune_rows, k)
+        if r.template_threshold < 0:
+            t_tpl = template_threshold(score[~new], correct[~new], r.target_template_precision)
+        unknown = np.array([x.intent not in a.intents for x in tune_rows])
+        taken = (score >= t_tpl) & new
+        kfig.update({"overrule_rows": int(taken.sum()),
+                     "overrule_of": int((score >= t_tpl).sum()),
+                     "overrule_precision": round(float(unknown[taken].mean()), 4)
+                     if taken.any() else None,
+                     "new_topic_rows_taken": f"{int((new & unknown).sum())} of "
+                                             f"{int(unknown.sum())}",
+                     "known_rows_taken": f"{int((new & ~unknown).sum())} of "
+                                         f"{int((~unknown).sum())}"})
+        routed = (score >= t_tpl) & ~new
     if r.knowledge_threshold >= 0 or k < 2:
-        t_kb, kfig = (r.knowledge_threshold if k >= 2 else 1.01), {}
+        t_kb = r.knowledge_threshold if k >= 2 else 1.01
     else:
-        rest = [x for x, on in zip(tune_rows, routed, strict=True) if not on]
-        t_kb, kfig = knowledge_threshold(a, rest if len(rest) >= 20 else tune_rows, k,
-                                         r.target_knowledge_precision)
-    if r.new_topics_overrule and t_kb <= 1.0 and routed.any():
-        kfig.update(overrule_figures(a, [x for x, on in zip(tune_rows, routed, strict=True)
-                                         if on], k, t_kb))
+        t_kb, fig_kb = knowledge_threshold(a, _rest(tune_rows, routed), k,
+                                           r.target_knowledge_precision)
+        kfig.update(fig_kb)
     return {"template": round(float(t_tpl), 4), "oos": round(float(t_oos), 4),
             "kb_cosine": round(float(c), 4), "knowledge": round(float(t_kb), 4),
+            "consensus_k": int(k),
             "chosen_on": {**kfig,
                 "tune_rows": len(tune_rows), "out_of_domain_tune_texts": len(ood_tune),
                 "template_share": round(float(routed.mean()), 4),
