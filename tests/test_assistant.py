@@ -404,6 +404,9 @@ def test_the_service_answers_openai_chat_completions_with_routes(built):
         assert "landfall_assistant_replies_total{route=" in metrics
         page = c.get("/")
         assert page.status_code == 200 and "textContent" in page.text
+        from landfall.apps.assistant.assistant import ROUTES
+
+        assert all(f".route.{r} {{ background" in page.text for r in ROUTES)  # every badge seen
         csp = page.headers["content-security-policy"]
         assert "default-src 'self'" in csp and "unsafe-inline" not in csp.split("style-src")[0]
         bad = c.post("/v1/chat/completions", json={"messages": []})
