@@ -31,7 +31,7 @@ def main() -> int:
 
     from landfall.apps.assistant.assistant import Assistant
     from landfall.apps.assistant.data import read_split
-    from landfall.apps.assistant.evaluate import _quality, score_components
+    from landfall.apps.assistant.evaluate import quality, score_components
     from landfall.inference.loading import load_generation_run
 
     assistant = Assistant(a.run, generator=False, fill_profile=False)
@@ -45,7 +45,7 @@ def main() -> int:
         assistant.generator = load_generation_run(path)
         comp = score_components(assistant, rows, latency_rows=0)
         result["generators"][str(path)] = {
-            name: {k: v for k, v in _quality(c["answers"], refs, assistant.embedder).items()
+            name: {k: v for k, v in quality(c["answers"], refs, assistant.embedder).items()
                    if k != "rougeL_rows"}
             for name, c in comp.items()}
         assistant.generator = None

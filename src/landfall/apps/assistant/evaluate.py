@@ -37,7 +37,7 @@ def _lat(xs: list[float]) -> dict:
             "p95_ms": round(float(np.percentile(a, 95)) * 1000, 1)}
 
 
-def _quality(answers: list[str], refs: list[str], embedder) -> dict:
+def quality(answers: list[str], refs: list[str], embedder) -> dict:
     from landfall.tasks.causal_lm.metrics import cosine, rouge
 
     if not refs:
@@ -125,7 +125,7 @@ def evaluate(run_dir: str | Path, data: str | Path, output: str | Path, *, limit
     known = [x for x in inscope if x["expected_intent"] in a.intents]
     share = lambda xs, route: (round(sum(x["route"] == route for x in xs) / len(xs), 4)  # noqa: E731
                                if xs else None)
-    assistant_q = _quality([replies[i]["answer"] for i in scored], refs, a.embedder)
+    assistant_q = quality([replies[i]["answer"] for i in scored], refs, a.embedder)
     result = {
         "run": str(run_dir), "data": str(data), "rows": len(rows), "scored_rows": len(scored),
         "rougeL": assistant_q["rougeL"], "cosine": assistant_q["cosine"],
@@ -151,7 +151,7 @@ def evaluate(run_dir: str | Path, data: str | Path, output: str | Path, *, limit
     if components and scored:
         comp = score_components(a, [rows[i] for i in scored], latency_rows)
         for name, c in comp.items():
-            q = _quality(c["answers"], refs, a.embedder)
+            q = quality(c["answers"], refs, a.embedder)
             systems[name] = {"rougeL": q["rougeL"], "cosine": q["cosine"],
                              "template_share": 1.0 if c.get("template") else 0.0,
                              "latency": _lat(c["times"])}
